@@ -1,0 +1,150 @@
+"""The `g2d` command line: one subcommand per DAG stage, plus `check` and `preset`.
+
+Snakemake's rules and dvc.yaml's stages call exactly these commands. Every command takes
+`--params FILE` (repeatable: later files overlay earlier ones; default params.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from g2d import pipeline
+from g2d.config.params import Params, load_params
+from g2d.config.schema import ConfigError
+from g2d.datasets import RawDataError
+
+
+def _path(template: str, args: argparse.Namespace) -> Path:
+    """A stage file's path for this command's dataset/seed/method (see g2d.pipeline)."""
+    values = {k: getattr(args, k) for k in ("dataset", "seed", "method") if hasattr(args, k)}
+    return Path(pipeline.fill(template, **values))
+
+
+def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import generate_demo
+
+    summary = generate_demo.run(params, Path(args.out))
+    print(f"demo dataset written to {args.out}: {summary}")
+
+
+def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import preprocess
+
+    preprocess.run(params, args.dataset, _path(pipeline.PROCESSED, args), _path(pipeline.PREPROCESS_REPORT, args),
+                   args.workers)
+
+
+def cmd_train_teachers(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import train_teachers
+
+    train_teachers.run(params, args.dataset, args.seed, _path(pipeline.PROCESSED, args),
+                       _path(pipeline.TEACHERS, args), _path(pipeline.RESUME, args))
+
+
+def cmd_score(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import score
+
+    score.run(params, _path(pipeline.PROCESSED, args), _path(pipeline.TEACHERS, args), _path(pipeline.SCORES, args),
+              _path(pipeline.TEACHER_METRICS, args), _path(pipeline.TEACHER_PLOT, args))
+
+
+def cmd_train_student(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import train_student
+
+    train_student.run(params, args.dataset, args.method, args.seed, _path(pipeline.PROCESSED, args),
+                      _path(pipeline.SCORES, args), _path(pipeline.TEACHERS, args), _path(pipeline.STUDENT, args),
+                      _path(pipeline.STUDENT_LOG, args), _path(pipeline.RESUME, args))
+
+
+def cmd_evaluate(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import evaluate
+
+    result = evaluate.run(params, _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args),
+                          _path(pipeline.STUDENT, args), _path(pipeline.EVAL, args))
+    fused = result["test"]["fused"]
+    print(f"{args.dataset}/seed{args.seed}/{args.method}: test " + ", ".join(f"{k}={v:.4f}" for k, v in fused.items()))
+
+
+def cmd_report(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import report
+
+    report.run(params, Path("."), Path(pipeline.REPORT), Path(pipeline.SUMMARY), Path(pipeline.FIGURES),
+               Path(pipeline.CURVES))
+    print(f"report written to {pipeline.REPORT}")
+
+
+def cmd_preset(params: Params, args: argparse.Namespace) -> None:
+    from g2d.config.params import deep_merge, read_yaml, write_params
+
+    target = (args.global_params + (args.params or []) or ["params.yaml"])[0]
+    merged = deep_merge(read_yaml(target), read_yaml(args.preset))
+    write_params(target, merged)
+    print(f"{target}: {args.preset} merged in (comments are not kept; `git diff {target}` shows the change)")
+
+
+def cmd_check(params: Params, args: argparse.Namespace) -> None:
+    print(f"params OK: datasets {', '.join(params.datasets)}; methods {', '.join(params.methods)}; "
+          f"seeds {', '.join(map(str, params.seeds))}")
+
+
+COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
+    "generate-demo": (cmd_generate_demo, "write the demo dataset's raw files (CREMA-D layout)", ("out",)),
+    "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
+    "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
+    "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
+    "train-student": (cmd_train_student, "train the multimodal student with one method",
+                      ("dataset", "seed", "method")),
+    "evaluate": (cmd_evaluate, "test metrics of a trained student", ("dataset", "seed", "method")),
+    "report": (cmd_report, "tables, figures and curves over every run", ()),
+    "check": (cmd_check, "validate params and exit", ()),
+    "preset": (cmd_preset, "merge a preset file (e.g. config/presets/paper.yaml) into params.yaml", ("preset",)),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="g2d", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", dest="global_params", action="append", default=[], metavar="FILE",
+                        help="params file before the command (same as after it)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text, options) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", action="append", default=None, metavar="FILE",
+                       help="params file; repeat to overlay (default: params.yaml)")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+        if "dataset" in options:
+            p.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")
+        if "seed" in options:
+            p.add_argument("--seed", required=True, type=int, help="one of `seeds` in params.yaml")
+        if "method" in options:
+            p.add_argument("--method", required=True, help="one of `methods` in params.yaml")
+        if "workers" in options:
+            p.add_argument("--workers", type=int, default=None, help="worker processes (default: from params)")
+        if "preset" in options:
+            p.add_argument("preset", help="the preset YAML file to merge in")
+        if "out" in options:
+            p.add_argument("--out", default=pipeline.RAW_DEMO, help="output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        files = args.global_params + (args.params or [])
+        params = load_params(files or ["params.yaml"])
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        COMMANDS[args.command][0](params, args)
+    except (ConfigError, RawDataError, FileNotFoundError) as exc:
+        print(f"g2d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""params.yaml: loading, validation and the typed sections the stages receive."""

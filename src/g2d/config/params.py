@@ -1,0 +1,218 @@
+"""The typed view of params.yaml, validated once at load.
+
+Every knob of the pipeline lives in params.yaml; stages receive a `Params` object and never read
+YAML themselves. Overlay files (a preset, Snakemake's --configfile) are deep-merged in order.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from g2d.config.schema import ConfigError, parse, require
+
+TAU_KEY = re.compile(r"^tau([1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class SchedulerParams:
+    """Learning-rate schedule: StepLR (the paper's) or constant."""
+
+    name: Literal["step", "none"] = "step"
+    step_size: int = 200
+    gamma: float = 0.1
+
+    def validate(self, where: str) -> None:
+        require(self.step_size > 0, f"{where}.step_size", "must be a positive number of epochs")
+        require(0 < self.gamma <= 1, f"{where}.gamma", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """How unimodal teachers are trained (optimizer settings are the shared top-level ones)."""
+
+    epochs: int = 10
+
+    def validate(self, where: str) -> None:
+        require(self.epochs > 0, f"{where}.epochs", "must be a positive number of epochs")
+
+
+@dataclass(frozen=True)
+class SMPParams:
+    """The choices METHOD.md leaves open for Sequential Modality Prioritization."""
+
+    ranking: Literal["batch", "global"] = "batch"
+    suppression: Literal["zero_grad", "freeze", "partial"] = "zero_grad"
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
+
+    source: str
+    raw_dir: str
+    encoders: dict[str, str]
+    preprocess: Any = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything the pipeline can be told. Field docs live in params.yaml."""
+
+    seeds: tuple[int, ...]
+    datasets: dict[str, DatasetParams]
+    methods: tuple[str, ...]
+    tau1: int
+    tau2: int
+    tau3: int = 0
+    alpha: float = 1.0
+    beta: float = 1.0
+    temperature: float = 1.0
+    fusion: str = "late"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: SchedulerParams = field(default_factory=SchedulerParams)
+    batch_size: int = 16
+    eval_batch_size: int = 128
+    teacher: TeacherParams = field(default_factory=TeacherParams)
+    smp: SMPParams = field(default_factory=SMPParams)
+    teacher_cache: bool = True
+    device: str = "auto"
+    demo: Any = None
+    extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
+
+    def taus(self, k: int) -> tuple[int, ...]:
+        """The SMP schedule (tau_1..tau_k) for a dataset of k modalities."""
+        all_taus = (self.tau1, self.tau2, self.tau3, *self.extra_taus)
+        if k > len(all_taus):
+            raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
+        return all_taus[:k]
+
+    def validate(self, where: str) -> None:
+        from g2d.datasets import SOURCES
+        from g2d.methods import METHODS
+        from g2d.models.encoders import ENCODERS
+        from g2d.models.fusion import FUSIONS
+
+        require(len(self.seeds) > 0, "seeds", "give at least one seed, e.g. [0]")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", "seeds must be distinct")
+        require(len(self.datasets) > 0, "datasets", "name at least one dataset to run")
+        require(len(self.methods) > 0, "methods", f"name at least one of {', '.join(METHODS)}")
+        for i, method in enumerate(self.methods):
+            require(method in METHODS, f"methods[{i}]",
+                    f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        for i, tau in enumerate((self.tau1, self.tau2, self.tau3, *self.extra_taus), start=1):
+            require(tau >= 0, f"tau{i}", f"must be a non-negative number of epochs, got {tau}")
+        require(self.tau1 + self.tau2 > 0, "tau1", "tau1 + tau2 must be positive: the student trains sum(tau) epochs")
+        require(self.fusion in FUSIONS, "fusion", f"unknown fusion {self.fusion!r}; choose from {', '.join(FUSIONS)}")
+        require(self.lr > 0, "lr", "must be positive")
+        require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
+        require(self.batch_size > 0, "batch_size", "must be positive")
+        require(self.eval_batch_size > 0, "eval_batch_size", "must be positive")
+        require(self.temperature > 0, "temperature", "must be positive")
+        require(self.alpha >= 0, "alpha", "must be non-negative")
+        require(self.beta >= 0, "beta", "must be non-negative")
+        require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device",
+                f"{self.device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
+        for name, ds in self.datasets.items():
+            key = f"datasets.{name}"
+            require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, key,
+                    "dataset names may use letters, digits and _ only (they become file names)")
+            require(ds.source in SOURCES, f"{key}.source",
+                    f"unknown source {ds.source!r}; choose from {', '.join(sorted(SOURCES))}")
+            for modality, enc in ds.encoders.items():
+                require(enc in ENCODERS, f"{key}.encoders.{modality}",
+                        f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `overlay` into a copy of `base`; mappings merge key by key, anything else replaces.
+
+    A `null` in the overlay removes the key (how a preset drops, e.g., the demo dataset).
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one YAML mapping, naming the file in any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def write_params(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Validate, then write a params mapping as YAML (atomically)."""
+    from g2d.io.atomic import write_text
+
+    params_from_dict(data)
+    write_text(path, yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=None))
+
+
+def load_params(paths: Sequence[str | Path] = ("params.yaml",)) -> Params:
+    """Load and validate params from one file or several overlaid in order."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = deep_merge(merged, read_yaml(path))
+    return params_from_dict(merged)
+
+
+def params_from_dict(data: Mapping[str, Any]) -> Params:
+    """Validate a params mapping into `Params`; errors name the dotted key."""
+    data = dict(data)
+    if isinstance(data.get("datasets"), Mapping):  # Snakemake merges overlays itself: honour `null` there too
+        data["datasets"] = {k: v for k, v in data["datasets"].items() if v is not None}
+    extra = sorted(((int(m.group(1)), k) for k in data if (m := TAU_KEY.match(k)) and int(m.group(1)) > 3))
+    extra_taus = []
+    for expected, (n, key) in enumerate(extra, start=4):
+        require(n == expected, f"tau{expected}", f"missing; {key} is set, so tau4..tau{n} are needed")
+        value = data.pop(key)
+        require(isinstance(value, int) and not isinstance(value, bool), key, f"expected an integer, got {value!r}")
+        extra_taus.append(value)
+    for key in ("tau1", "tau2"):
+        require(key in data, key, "missing; the SMP schedule needs tau1 and tau2 (epochs)")
+    params = parse(Params, data, "")
+    datasets = {}
+    for name, ds in params.datasets.items():
+        from g2d.datasets import get_source
+
+        source = get_source(ds.source)
+        pre = parse(source.Params, ds.preprocess, f"datasets.{name}.preprocess")
+        missing = [m for m in source.MODALITIES if m not in ds.encoders]
+        unknown = [m for m in ds.encoders if m not in source.MODALITIES]
+        require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
+        require(not unknown, f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
+                f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}")
+        datasets[name] = DatasetParams(source=ds.source, raw_dir=ds.raw_dir, encoders=ds.encoders, preprocess=pre)
+    demo = None
+    if params.demo is not None:
+        from g2d.datasets import demo as demo_source
+
+        demo = parse(demo_source.Params, params.demo, "demo")
+    from dataclasses import replace
+
+    return replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))

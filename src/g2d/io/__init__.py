@@ -1,0 +1,1 @@
+"""File formats and safe writes: every output goes through here."""

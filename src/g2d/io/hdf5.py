@@ -1,0 +1,238 @@
+"""The one HDF5 schema every dataset source writes and every training stage reads.
+
+Layout of a preprocessed dataset file (`data/processed/<dataset>.h5`)::
+
+    /                      attrs: schema_version, dataset, source, task ("classification" |
+                           "regression"), class_names (JSON list; empty for regression),
+                           modalities (JSON list, in model order), preprocessing (JSON object)
+    /<split>/              one group per split: train, val, test
+    /<split>/<modality>    float32 or uint8 array (N, ...) -- one row per sample
+    /<split>/labels        int64 (classification) or float32 (regression), shape (N,)
+    /<split>/ids           variable-length UTF-8 strings, shape (N,): the source's sample id
+
+Rows are aligned across a split's arrays. Arrays are chunked one sample per chunk so that
+per-sample reads never decode neighbours.
+
+Teacher score caches (`<run>/scores.h5`) use the same split groups::
+
+    /<split>/<modality>/features    float32 (N, D) teacher encoder features
+    /<split>/<modality>/logits      float32 (N, C) teacher logits (C = 1 for regression)
+    /<split>/<modality>/confidence  float32 (N,) per-sample confidence (Eq. 5 before the batch mean)
+    /<split>/<modality>/sq_error    float32 (N,) regression only: squared error on the [0, 1] scale
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from g2d.io.atomic import atomic_path
+
+SCHEMA_VERSION = 1
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """What a model needs to know about a preprocessed dataset."""
+
+    dataset: str
+    source: str
+    task: str
+    modalities: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of a head: one logit per class, or one output for regression."""
+        return len(self.class_names) if self.task == "classification" else 1
+
+
+@dataclass
+class SplitData:
+    """One split held in memory: inputs per modality, labels and sample ids, row-aligned."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+class DatasetWriter:
+    """Append samples to a dataset file split by split; the file appears only on `close()`.
+
+    Rows are written as they come, so memory stays flat however large the dataset is.
+    Used as a context manager: an exception discards the temporary file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: DatasetMeta,
+                 shapes: Mapping[str, tuple[tuple[int, ...], str]]) -> None:
+        if meta.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {meta.task!r}")
+        missing = set(meta.modalities) - set(shapes)
+        if missing:
+            raise ValueError(f"no shape given for modalities {sorted(missing)}")
+        self.path = Path(path)
+        self.meta = meta
+        self.shapes = dict(shapes)
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._h5 = h5py.File(self._tmp, "w")
+        self._write_attrs()
+        self._counts: dict[str, int] = {}
+        for split in SPLITS:
+            self._create_split(split)
+
+    def _write_attrs(self) -> None:
+        attrs = self._h5.attrs
+        attrs["schema_version"] = SCHEMA_VERSION
+        attrs["dataset"] = self.meta.dataset
+        attrs["source"] = self.meta.source
+        attrs["task"] = self.meta.task
+        attrs["modalities"] = json.dumps(list(self.meta.modalities))
+        attrs["class_names"] = json.dumps(list(self.meta.class_names))
+        attrs["preprocessing"] = json.dumps(dict(self.meta.preprocessing), sort_keys=True)
+
+    def _create_split(self, split: str) -> None:
+        group = self._h5.create_group(split)
+        for modality in self.meta.modalities:
+            shape, dtype = self.shapes[modality]
+            group.create_dataset(modality, shape=(0, *shape), maxshape=(None, *shape),
+                                 dtype=dtype, chunks=(1, *shape))
+        label_dtype = "int64" if self.meta.task == "classification" else "float32"
+        group.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=label_dtype, chunks=(1024,))
+        group.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
+                             chunks=(1024,))
+        self._counts[split] = 0
+
+    def append(self, split: str, sample: Mapping[str, np.ndarray], label: float | int, sample_id: str) -> None:
+        """Write one sample at the end of `split`."""
+        group = self._h5[split]
+        n = self._counts[split]
+        for modality in self.meta.modalities:
+            array = np.asarray(sample[modality])
+            expected = self.shapes[modality][0]
+            if array.shape != expected:
+                raise ValueError(f"{sample_id}: {modality} has shape {array.shape}, expected {expected}")
+            dset = group[modality]
+            dset.resize(n + 1, axis=0)
+            dset[n] = array
+        for name, value in (("labels", label), ("ids", sample_id)):
+            dset = group[name]
+            dset.resize(n + 1, axis=0)
+            dset[n] = value
+        self._counts[split] = n + 1
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        empty = [s for s, n in self._counts.items() if n == 0]
+        if empty:
+            self.abort()
+            raise ValueError(f"{self.path}: splits {empty} are empty; every split needs at least one sample")
+        self._h5.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Drop the temporary file; nothing appears at `path`."""
+        try:
+            self._h5.close()
+        finally:
+            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_meta(path: str | os.PathLike[str]) -> DatasetMeta:
+    """Read a dataset file's attributes, failing with the file name if it is not ours."""
+    with h5py.File(path, "r") as h5:
+        attrs = h5.attrs
+        if "schema_version" not in attrs:
+            raise ValueError(f"{path}: not a g2d dataset file (no schema_version attribute)")
+        if int(attrs["schema_version"]) != SCHEMA_VERSION:
+            raise ValueError(f"{path}: schema version {attrs['schema_version']}, this g2d reads {SCHEMA_VERSION}; "
+                             "rerun the preprocess stage")
+        return DatasetMeta(
+            dataset=str(attrs["dataset"]),
+            source=str(attrs["source"]),
+            task=str(attrs["task"]),
+            modalities=tuple(json.loads(attrs["modalities"])),
+            class_names=tuple(json.loads(attrs["class_names"])),
+            preprocessing=json.loads(attrs["preprocessing"]),
+        )
+
+
+def load_split(path: str | os.PathLike[str], split: str, modalities: Sequence[str] | None = None) -> SplitData:
+    """Load one split of a dataset file into memory."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    with h5py.File(path, "r") as h5:
+        if split not in h5:
+            raise ValueError(f"{path}: no split {split!r}")
+        group = h5[split]
+        mods = list(modalities) if modalities is not None else json.loads(h5.attrs["modalities"])
+        inputs = {m: group[m][()] for m in mods}
+        labels = group["labels"][()]
+        ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in group["ids"][()]]
+    return SplitData(inputs=inputs, labels=labels, ids=ids)
+
+
+@dataclass
+class TeacherScores:
+    """Cached outputs of one frozen teacher on one split, row-aligned with the dataset file."""
+
+    features: np.ndarray
+    logits: np.ndarray
+    confidence: np.ndarray
+    sq_error: np.ndarray | None = None
+
+
+def write_scores(path: str | os.PathLike[str], scores: Mapping[str, Mapping[str, TeacherScores]],
+                 attrs: Mapping[str, Any]) -> None:
+    """Write the teacher cache {split: {modality: TeacherScores}} atomically."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for key, value in attrs.items():
+            h5.attrs[key] = json.dumps(value) if not isinstance(value, (str, int, float)) else value
+        for split, per_mod in scores.items():
+            for modality, s in per_mod.items():
+                group = h5.create_group(f"{split}/{modality}")
+                group["features"] = s.features.astype(np.float32)
+                group["logits"] = s.logits.astype(np.float32)
+                group["confidence"] = s.confidence.astype(np.float32)
+                if s.sq_error is not None:
+                    group["sq_error"] = s.sq_error.astype(np.float32)
+
+
+def read_scores(path: str | os.PathLike[str], split: str) -> dict[str, TeacherScores]:
+    """Read the teacher cache of one split: {modality: TeacherScores}."""
+    with h5py.File(path, "r") as h5:
+        if split not in h5:
+            raise ValueError(f"{path}: no cached teacher scores for split {split!r}; rerun the score stage")
+        out = {}
+        for modality, group in h5[split].items():
+            out[modality] = TeacherScores(
+                features=group["features"][()],
+                logits=group["logits"][()],
+                confidence=group["confidence"][()],
+                sq_error=group["sq_error"][()] if "sq_error" in group else None,
+            )
+    return out

@@ -1,0 +1,59 @@
+"""The interface every training method implements, and the plain step most of them share.
+
+A method decides the loss of a batch and what happens to gradients between backward() and the
+optimizer step. Methods that need several backward passes per step (e.g. MMPareto, MLA)
+override `train_step` as a whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from g2d.methods.losses import LossParts, task_loss
+from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.training.data import Batch
+
+
+class Method:
+    """Joint training: the task loss on the fused output, every encoder updated every step."""
+
+    name = "joint"
+    uses_teachers = False
+
+    def __init__(self, *, modalities: Sequence[str], task: str, taus: Sequence[int], alpha: float = 1.0,
+                 beta: float = 1.0, temperature: float = 1.0, ranking: str = "batch",
+                 suppression: str = "zero_grad") -> None:
+        self.modalities = list(modalities)
+        self.task = task
+        self.taus = tuple(taus)
+        self.alpha, self.beta, self.temperature = alpha, beta, temperature
+        self.ranking_mode, self.suppression = ranking, suppression
+
+    def setup(self, train_confidence: Mapping[str, float] | None) -> None:
+        """Called once before training with the teachers' mean confidence on the train split."""
+
+    def loss(self, out: StudentOutput, batch: Batch) -> LossParts:
+        loss = task_loss(out.fused, batch.target, self.task)
+        return LossParts(total=loss, task=loss, feat={}, logit={})
+
+    def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int) -> dict[str, float]:
+        """Change gradients after backward(); return what to log."""
+        return {}
+
+    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
+                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+        out = model(batch.inputs)
+        parts = self.loss(out, batch)
+        optimizer.zero_grad(set_to_none=True)
+        parts.total.backward()
+        logs = self.modulate(model, batch, epoch)
+        optimizer.step()
+        return {**parts.as_floats(), **logs}, out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

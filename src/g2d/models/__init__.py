@@ -1,0 +1,1 @@
+"""Models: per-modality encoders, fusion modules, unimodal teachers and the multimodal student."""

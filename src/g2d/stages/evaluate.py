@@ -1,0 +1,70 @@
+"""Stage evaluate: the validation-chosen student on the test split, once.
+
+Reports fused and per-modality accuracy and macro-F1 (regression: MAPE and R^2), the confidence
+ratio of each modality against its teacher (paper, Figure 6; the weak modality is the one whose
+teacher is least confident on the train split) and the cosine alignment of student and teacher
+features (paper, Figure 5). The test split is never used to choose anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from g2d.config.params import Params
+from g2d.io.hdf5 import load_split, read_meta, read_scores
+from g2d.io.atomic import write_json
+from g2d.methods.confidence import batch_confidence, sample_confidence, sample_sq_error
+from g2d.training import checkpoint
+from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.metrics import task_summary
+from g2d.training.optim import resolve_device
+from g2d.training.predict import predict_student
+from g2d.training.student import build_student
+
+
+def split_confidence(logits: np.ndarray, target: torch.Tensor, task: str) -> float:
+    """rho over a whole split (Eq. 5 with the split as the batch)."""
+    t = torch.from_numpy(logits)
+    sq = sample_sq_error(t, target) if task == "regression" else None
+    return batch_confidence(sample_confidence(t, target, task), sq, task)
+
+
+def cosine_alignment(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over samples of the cosine similarity between two feature matrices."""
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
+    return float(np.mean(num / den))
+
+
+def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, out_path: Path) -> dict:
+    meta = read_meta(data_path)
+    device = resolve_device(params.device)
+    state = checkpoint.load(student_path, device)
+    model = build_student(state, device)
+    norm = Normalizer.from_dict(state["normalizer"])
+    test = SplitTensors(load_split(data_path, "test"), norm, device)
+    pred = predict_student(model, test, params.eval_batch_size)
+    labels = test.split.labels
+    target = test.target.cpu()
+    teacher_test = read_scores(scores_path, "test")
+    teacher_train = read_scores(scores_path, "train")
+    train_target = Normalizer.from_dict(state["normalizer"]).target(load_split(data_path, "train", []).labels)
+    teacher_rho = {m: split_confidence(teacher_train[m].logits, train_target, meta.task) for m in meta.modalities}
+    weak = min(meta.modalities, key=lambda m: teacher_rho[m])
+    result: dict = {
+        "method": state["method"], "seed": state["seed"], "best_epoch": state["best_epoch"],
+        "weak_modality": weak, "test": {"fused": task_summary(meta.task, pred.fused, labels, norm)},
+        "teacher": {}, "confidence_ratio": {}, "feature_alignment": {},
+    }
+    for m in meta.modalities:
+        result["test"][m] = task_summary(meta.task, pred.logits[m], labels, norm)
+        result["teacher"][m] = task_summary(meta.task, teacher_test[m].logits, labels, norm)
+        student_rho = split_confidence(pred.logits[m], target, meta.task)
+        teacher_rho_test = split_confidence(teacher_test[m].logits, target, meta.task)
+        result["confidence_ratio"][m] = student_rho / teacher_rho_test if teacher_rho_test > 0 else 0.0
+        result["feature_alignment"][m] = cosine_alignment(pred.features[m], teacher_test[m].features)
+    write_json(out_path, result)
+    return result

@@ -1,0 +1,136 @@
+"""Stage report: every run's test metrics, averaged over seeds, as tables, figures and curves.
+
+Writes a markdown report with a Table-1-style comparison (teachers, then each method; fused and
+per-modality rows; mean +- std over seeds), the weak modality's confidence ratio (Figure 6) and
+feature alignment (Figure 5); `summary.json` for `dvc metrics show`; PNG figures; and per-epoch
+curves for `dvc plots show` (train/val metric and the encoder's SMP coefficient kappa).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from g2d import pipeline
+from g2d.config.params import Params
+from g2d.io.atomic import read_json, write_json, write_text
+from g2d.io.atomic_dir import atomic_dir
+from g2d.plots import plot_teacher_confidence, plot_test_bars, plot_training_curves
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "values": list(values)}
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; the report needs every run named by datasets x seeds x methods "
+                                "in params.yaml: run the whole pipeline (snakemake or dvc repro)")
+    return read_json(path)
+
+
+def _fmt(stat: dict[str, Any], scale: float) -> str:
+    return f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
+
+
+def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
+    """Per-seed metrics of teachers and students of one dataset, aggregated over seeds."""
+    runs = {s: {m: _read(root / pipeline.fill(pipeline.EVAL, dataset=dataset, seed=s, method=m))
+                for m in params.methods} for s in params.seeds}
+    first = runs[params.seeds[0]][params.methods[0]]
+    modalities = [k for k in first["test"] if k != "fused"]
+    metric_names = list(first["test"]["fused"])
+    out: dict[str, Any] = {"modalities": modalities, "metrics": metric_names, "weak_modality": first["weak_modality"],
+                           "teachers": {}, "methods": {}}
+    for m in modalities:
+        out["teachers"][m] = {k: mean_std([runs[s][params.methods[0]]["teacher"][m][k] for s in params.seeds])
+                              for k in metric_names}
+    for method in params.methods:
+        entry: dict[str, Any] = {}
+        for output in ["fused", *modalities]:
+            entry[output] = {k: mean_std([runs[s][method]["test"][output][k] for s in params.seeds])
+                             for k in metric_names}
+        for key in ("confidence_ratio", "feature_alignment"):
+            entry[key] = {m: mean_std([runs[s][method][key][m] for s in params.seeds]) for m in modalities}
+        entry["best_epoch"] = mean_std([runs[s][method]["best_epoch"] for s in params.seeds])
+        out["methods"][method] = entry
+    return out
+
+
+def table(summary: dict[str, Any], metric: str, scale: float) -> str:
+    """Table 1 layout: rows fused/modality outputs, columns teachers then methods."""
+    mods = summary["modalities"]
+    methods = list(summary["methods"])
+    head = ["", *[f"T^{m}" for m in mods], *methods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for output in [*mods, "fused"]:
+        row = [output if output != "fused" else "Multi (fused)"]
+        row += [_fmt(summary["teachers"][m][metric], scale) if m == output else "-" for m in mods]
+        row += [_fmt(summary["methods"][meth][output][metric], scale) for meth in methods]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def run(params: Params, root: Path, report_path: Path, summary_path: Path, figures_dir: Path,
+        curves_dir: Path) -> None:
+    sections = ["# g2d report", "",
+                f"Seeds: {', '.join(map(str, params.seeds))}. Every figure is the test split, with the checkpoint "
+                "chosen on validation; mean ± std over seeds.", ""]
+    summary: dict[str, Any] = {}
+    with atomic_dir(figures_dir) as fig_tmp, atomic_dir(curves_dir) as curve_tmp:
+        for dataset in params.datasets:
+            s = collect(params, root, dataset)
+            summary[dataset] = s
+            scale = 100.0 if "accuracy" in s["metrics"] else 1.0
+            unit = " (%)" if scale == 100.0 else ""
+            k = len(s["modalities"])
+            taus = params.taus(k)
+            sections += [f"## {dataset}", "", f"Modalities: {', '.join(s['modalities'])}; SMP schedule tau = "
+                         f"{tuple(taus)}; weak modality (least confident teacher on train): **{s['weak_modality']}**.",
+                         ""]
+            for metric in s["metrics"]:
+                sections += [f"### Test {metric}{unit if metric in ('accuracy', 'macro_f1') else ''}", "",
+                             table(s, metric, scale if metric in ("accuracy", "macro_f1") else 1.0), ""]
+            weak = s["weak_modality"]
+            sections += ["### Modality imbalance", "",
+                         "| method | confidence ratio of the weak modality (Fig. 6) | "
+                         + " | ".join(f"feature alignment {m} (Fig. 5)" for m in s["modalities"]) + " |",
+                         "|---|---|" + "---|" * k]
+            for method, e in s["methods"].items():
+                sections.append(f"| {method} | {_fmt(e['confidence_ratio'][weak], 1)} | "
+                                + " | ".join(_fmt(e["feature_alignment"][m], 1) for m in s["modalities"]) + " |")
+            sections.append("")
+            main_metric = s["metrics"][0]
+            bars = {f"T^{m}": {m: (t[main_metric]["mean"], t[main_metric]["std"])}
+                    for m, t in s["teachers"].items()}
+            for method, e in s["methods"].items():
+                bars[method] = {o: (e[o][main_metric]["mean"], e[o][main_metric]["std"])
+                                for o in ["fused", *s["modalities"]]}
+            bar_png = f"{dataset}_test_{main_metric}.png"
+            plot_test_bars(bars, fig_tmp / bar_png, f"{dataset}: test {main_metric}", main_metric)
+            sections += [f"![test {main_metric}](figures/{bar_png})", ""]
+            seed = params.seeds[0]
+            teacher_logs = {m: _read(root / pipeline.fill(pipeline.TEACHERS, dataset=dataset, seed=seed)
+                                     / f"{m}.log.json") for m in s["modalities"]}
+            conf_png = f"{dataset}_teacher_confidence.png"
+            plot_teacher_confidence(teacher_logs, fig_tmp / conf_png, f"{dataset}: teacher confidence (seed {seed})")
+            sections += [f"![teacher confidence](figures/{conf_png})", ""]
+            metric = "acc" if scale == 100.0 else "mse"
+            for method in params.methods:
+                history = _read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=seed, method=method))
+                png = f"{dataset}_{method}_curves.png"
+                plot_training_curves(history, s["modalities"], taus, fig_tmp / png,
+                                     f"{dataset} / {method} (seed {seed})", metric)
+                sections += [f"![{method} curves](figures/{png})", ""]
+                for output in ["fused", *s["modalities"]]:
+                    suffix = "" if output == "fused" else f"_{output}"
+                    records = [{"epoch": r["epoch"], "train": r[f"train_{metric}{suffix}"],
+                                "val": r[f"val_{metric}{suffix}"],
+                                "kappa": r.get(f"kappa{suffix}", 1.0) if output != "fused" else 1.0}
+                               for r in history]
+                    write_json(curve_tmp / dataset / method / f"{output}_{metric}.json", records)
+    write_json(summary_path, summary)
+    write_text(report_path, "\n".join(sections) + "\n")

@@ -1,0 +1,55 @@
+"""Stage train_student: one method (joint, g2d, ...) on one dataset and seed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from g2d.config.params import Params
+from g2d.io.atomic import write_json
+from g2d.io.hdf5 import load_split, read_meta, read_scores
+from g2d.methods import get_method
+from g2d.methods.confidence import batch_confidence
+from g2d.training import checkpoint
+from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.engine import finish
+from g2d.training.optim import resolve_device
+from g2d.training.student import train_student
+from g2d.training.teacher import load_teachers
+
+
+def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
+    """The params a student run depends on (its resume fingerprint)."""
+    return {"method": method, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
+            "temperature": params.temperature, "fusion": params.fusion, "optimizer": params.optimizer,
+            "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
+            "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),
+            "teacher_cache": params.teacher_cache, "encoders": params.datasets[dataset].encoders,
+            "device": params.device}
+
+
+def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, scores_path: Path,
+        teachers_dir: Path, student_path: Path, log_path: Path, resume_root: Path) -> None:
+    meta = read_meta(data_path)
+    device = resolve_device(params.device)
+    train_split, val_split = load_split(data_path, "train"), load_split(data_path, "val")
+    norm = Normalizer.fit(train_split, meta.task)
+    uses_teachers = get_method(method).uses_teachers
+    cached = uses_teachers and params.teacher_cache
+    train_scores = read_scores(scores_path, "train")
+    train = SplitTensors(train_split, norm, device, teacher=train_scores if cached else None)
+    val = SplitTensors(val_split, norm, device)
+    teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
+    train_conf = {m: batch_confidence(torch.from_numpy(s.confidence),
+                                      None if s.sq_error is None else torch.from_numpy(s.sq_error), meta.task)
+                  for m, s in train_scores.items()}
+    settings = {**student_settings(params, dataset, method, len(meta.modalities)), "seed": seed}
+    inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if teachers else [])
+    resume_dir = resume_root / method
+    state, result = train_student(params, meta, params.datasets[dataset].encoders, method, seed, train, val,
+                                  teachers, train_conf, resume_dir, checkpoint.fingerprint(settings, inputs))
+    checkpoint.save(student_path, state)
+    write_json(log_path, result.history)
+    finish(resume_dir)

@@ -1,0 +1,46 @@
+"""Stage train_teachers: one unimodal teacher per modality, chosen on validation, with per-epoch logs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from g2d.config.params import Params
+from g2d.io.atomic import write_json
+from g2d.io.atomic_dir import atomic_dir
+from g2d.io.hdf5 import load_split, read_meta
+from g2d.training import checkpoint
+from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.engine import finish
+from g2d.training.optim import resolve_device
+from g2d.training.teacher import teacher_path, train_teacher
+
+
+def teacher_settings(params: Params, dataset: str) -> dict:
+    """The params a teacher depends on (its resume fingerprint)."""
+    return {"encoders": params.datasets[dataset].encoders, "teacher": asdict(params.teacher),
+            "optimizer": params.optimizer, "lr": params.lr, "momentum": params.momentum,
+            "weight_decay": params.weight_decay, "scheduler": asdict(params.scheduler),
+            "batch_size": params.batch_size, "device": params.device}
+
+
+def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path, resume_root: Path) -> None:
+    meta = read_meta(data_path)
+    device = resolve_device(params.device)
+    train_split, val_split = load_split(data_path, "train"), load_split(data_path, "val")
+    norm = Normalizer.fit(train_split, meta.task)
+    train, val = SplitTensors(train_split, norm, device), SplitTensors(val_split, norm, device)
+    encoders = params.datasets[dataset].encoders
+    settings = {**teacher_settings(params, dataset), "seed": seed}
+    results = {}
+    for modality in meta.modalities:
+        resume_dir = resume_root / f"teacher_{modality}"
+        fp = checkpoint.fingerprint({**settings, "modality": modality}, [data_path])
+        results[modality] = train_teacher(params, meta, modality, encoders[modality], seed, train, val,
+                                          resume_dir, fp)
+    with atomic_dir(out_dir) as tmp:
+        for modality, (state, result) in results.items():
+            checkpoint.save(teacher_path(tmp, modality), state)
+            write_json(tmp / f"{modality}.log.json", result.history)
+    for modality in meta.modalities:
+        finish(resume_root / f"teacher_{modality}")

@@ -1,0 +1,1 @@
+"""Training machinery shared by teachers and students: batching, the epoch loop, metrics."""

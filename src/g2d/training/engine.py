@@ -1,0 +1,124 @@
+"""The epoch loop shared by teachers and students: logging, model selection, checkpoint and resume.
+
+A run saves its full state (model, optimizer, scheduler, method state, RNG, history, best model)
+atomically after every epoch in its resume folder. Started again with the same fingerprint, it
+continues after the last finished epoch and ends with the same result as an uninterrupted run
+(batch order is seeded per epoch, RNG states are restored).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from g2d.training import checkpoint
+from g2d.training.data import Batch, SplitTensors
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+StepFn = Callable[[Batch, int], dict[str, float]]
+EvalFn = Callable[[], dict[str, float]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, train: SplitTensors,
+        step: StepFn, evaluate: EvalFn, epochs: int, batch_size: int, seed: int, select_key: str,
+        select_mode: str, resume_dir: Path, fingerprint: str, desc: str,
+        method_state: Stateful | None = None) -> FitResult:
+    """Train for `epochs`, keeping the state with the best `select_key` on validation."""
+    resume_file = resume_dir / "last.pt"
+    history: list[dict[str, Any]] = []
+    best_state = copy.deepcopy(model.state_dict())
+    best_epoch, best_value = 0, None
+    start = 1
+    if resume_file.is_file():
+        state = checkpoint.load(resume_file)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            if method_state is not None:
+                method_state.load_state_dict(state["method"])
+            _set_rng_state(state["rng"])
+            history, best_state = state["history"], state["best_state"]
+            best_epoch, best_value = state["best_epoch"], state["best_value"]
+            start = state["epoch"] + 1
+            print(f"{desc}: resuming after epoch {state['epoch']} from {resume_file}", file=sys.stderr)
+        else:
+            print(f"{desc}: ignoring {resume_file}: it belongs to other settings or inputs", file=sys.stderr)
+    bar = tqdm(range(start, epochs + 1), desc=desc, initial=start - 1, total=epochs, unit="epoch",
+               file=sys.stderr, dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        for batch in train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch):
+            logs = step(batch, epoch)
+            n = len(batch.index)
+            seen += n
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+        record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        record.update({k: v / seen for k, v in sums.items()})
+        model.eval()
+        with torch.no_grad():
+            record.update(evaluate())
+        value = record[select_key]
+        better = best_value is None or (value > best_value if select_mode == "max" else value < best_value)
+        if better:
+            best_value, best_epoch = value, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        record["best_epoch"] = best_epoch
+        history.append(record)
+        if scheduler is not None:
+            scheduler.step()
+        checkpoint.save(resume_file, {
+            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+            "method": method_state.state_dict() if method_state is not None else None, "rng": _rng_state(),
+            "history": history, "best_state": best_state, "best_epoch": best_epoch, "best_value": best_value,
+        })
+        bar.set_postfix({select_key: f"{value:.3f}", "best": f"{best_value:.3f}@{best_epoch}"})
+    bar.close()
+    return FitResult(best_state=best_state, best_epoch=best_epoch, history=history)
+
+
+def finish(resume_dir: Path) -> None:
+    """Drop the resume state once a run's outputs are safely written."""
+    shutil.rmtree(resume_dir, ignore_errors=True)

@@ -1,0 +1,31 @@
+"""Optimizer, schedule and device from params, shared by teachers and students."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from g2d.config.params import Params
+
+
+def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+    return torch.optim.Adam(parameters, lr=params.lr, weight_decay=params.weight_decay)
+
+
+def build_scheduler(params: Params, optimizer: torch.optim.Optimizer) -> Any:
+    if params.scheduler.name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.scheduler.step_size,
+                                               gamma=params.scheduler.gamma)
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device: {name!r} was asked for but CUDA is not available; set device: auto or cpu")
+    return torch.device(name)

@@ -1,0 +1,101 @@
+"""Training the multimodal student with any method, from cached or online teacher outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from g2d.config.params import Params
+from g2d.io.hdf5 import DatasetMeta
+from g2d.methods import get_method
+from g2d.methods.base import Method
+from g2d.methods.confidence import sample_confidence, sample_sq_error
+from g2d.methods.smp import total_epochs
+from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel
+from g2d.training.data import Batch, SplitTensors, TeacherBatch
+from g2d.training.engine import FitResult, fit, seed_everything
+from g2d.training.optim import build_optimizer, build_scheduler
+from g2d.training.predict import predict_student
+from g2d.training.teacher import output_metrics, selection
+
+
+@torch.no_grad()
+def online_teacher_batch(teachers: Mapping[str, UnimodalModel], batch: Batch, task: str) -> TeacherBatch:
+    """Teacher outputs computed now, for when the cache is off (e.g. under random augmentation)."""
+    feats, logits = {}, {}
+    for m, model in teachers.items():
+        feats[m], logits[m] = model(batch.inputs[m])
+    conf = {m: sample_confidence(l, batch.target, task) for m, l in logits.items()}
+    sq = {m: sample_sq_error(l, batch.target) for m, l in logits.items()} if task == "regression" else None
+    return TeacherBatch(features=feats, logits=logits, confidence=conf, sq_error=sq)
+
+
+def build_student(state: Mapping, device: torch.device) -> MultimodalStudent:
+    """Rebuild a student from its checkpoint (architecture is stored with the weights)."""
+    model = MultimodalStudent(state["modalities"], state["encoders"],
+                              {m: tuple(s) for m, s in state["input_shapes"].items()},
+                              state["fusion"], state["num_outputs"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval()
+
+
+def make_method(params: Params, name: str, meta: DatasetMeta) -> Method:
+    taus = params.taus(len(meta.modalities))
+    return get_method(name)(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha,
+                            beta=params.beta, temperature=params.temperature, ranking=params.smp.ranking,
+                            suppression=params.smp.suppression)
+
+
+def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Fused and per-modality accuracy (or MSE) and confidence for logging."""
+    logs = output_metrics(task, out.fused, target, prefix)
+    for m, logits in out.logits.items():
+        logs.update({f"{k}_{m}": v for k, v in output_metrics(task, logits, target, prefix).items()})
+    return logs
+
+
+def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str], method_name: str, seed: int,
+                  train: SplitTensors, val: SplitTensors, teachers: Mapping[str, UnimodalModel] | None,
+                  train_confidence: Mapping[str, float] | None, resume_dir: Path,
+                  fingerprint: str) -> tuple[dict, FitResult]:
+    """Train the student with `method_name`; return its checkpoint dict and history."""
+    method = make_method(params, method_name, meta)
+    method.setup(train_confidence)
+    seed_everything(seed)
+    shapes = {m: tuple(train.split.inputs[m].shape[1:]) for m in meta.modalities}
+    model = MultimodalStudent(meta.modalities, encoders, shapes, params.fusion, meta.num_outputs).to(train.device)
+    optimizer = build_optimizer(params, model.parameters())
+    scheduler = build_scheduler(params, optimizer)
+    task = meta.task
+
+    def step(batch: Batch, epoch: int) -> dict[str, float]:
+        if teachers is not None:
+            batch.teacher = online_teacher_batch(teachers, batch, task)
+        logs, out = method.train_step(model, batch, optimizer, epoch)
+        with torch.no_grad():
+            logs.update(modality_metrics(task, StudentOutput(
+                features={}, logits={m: v.detach() for m, v in out.logits.items()}, fused=out.fused.detach()),
+                batch.target, "train_"))
+        return logs
+
+    def evaluate() -> dict[str, float]:
+        pred = predict_student(model, val, params.eval_batch_size)
+        out = StudentOutput(features={}, logits={m: torch.from_numpy(v) for m, v in pred.logits.items()},
+                            fused=torch.from_numpy(pred.fused))
+        return modality_metrics(task, out, val.target.cpu(), "val_")
+
+    key, mode = selection(task)
+    taus = params.taus(len(meta.modalities))
+    result = fit(model=model, optimizer=optimizer, scheduler=scheduler, train=train, step=step, evaluate=evaluate,
+                 epochs=total_epochs(taus), batch_size=params.batch_size, seed=seed, select_key=key, select_mode=mode,
+                 resume_dir=resume_dir, fingerprint=fingerprint, desc=f"student {method_name}",
+                 method_state=method)
+    state = {
+        "kind": "student", "method": method_name, "modalities": list(meta.modalities), "encoders": dict(encoders),
+        "input_shapes": {m: list(s) for m, s in shapes.items()}, "fusion": params.fusion,
+        "num_outputs": meta.num_outputs, "task": task, "normalizer": train.norm.to_dict(), "taus": list(taus),
+        "state_dict": result.best_state, "best_epoch": result.best_epoch, "seed": seed,
+    }
+    return state, result

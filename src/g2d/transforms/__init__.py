@@ -1,0 +1,1 @@
+"""Signal transforms shared by dataset sources: audio spectrograms, video frame sampling."""
