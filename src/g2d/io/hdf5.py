@@ -87,7 +87,7 @@ class DatasetWriter:
         self.shapes = dict(shapes)
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._h5 = h5py.File(self._tmp, "w")
+        self._h5 = h5py.File(self._tmp, "w", track_order=True)
         self._write_attrs()
         self._counts: dict[str, int] = {}
         for split in SPLITS:
@@ -108,11 +108,12 @@ class DatasetWriter:
         for modality in self.meta.modalities:
             shape, dtype = self.shapes[modality]
             group.create_dataset(modality, shape=(0, *shape), maxshape=(None, *shape),
-                                 dtype=dtype, chunks=(1, *shape))
+                                 dtype=dtype, chunks=(1, *shape), track_times=False)
         label_dtype = "int64" if self.meta.task == "classification" else "float32"
-        group.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=label_dtype, chunks=(1024,))
+        group.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=label_dtype, chunks=(1024,),
+                             track_times=False)
         group.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
-                             chunks=(1024,))
+                             chunks=(1024,), track_times=False)
         self._counts[split] = 0
 
     def append(self, split: str, sample: Mapping[str, np.ndarray], label: float | int, sample_id: str) -> None:

@@ -1,0 +1,393 @@
+"""CREMA-D source: AudioWAV/ + VideoFlash/ clips -> log-spectrograms and sampled frames in HDF5.
+
+Audio follows the reference (load at 22,050 Hz, tile to 3 s, log|STFT| with n_fft 512 and hop
+353 -> 257 x 188); video keeps RGB frames sampled at `fps` (1 frame at 1 fps in the reference),
+resized to a square so that augmentation (random resized crop, flip) can happen at training time.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import itertools
+import multiprocessing
+import re
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from g2d.config.schema import require
+from g2d.datasets import RawDataError
+from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
+from g2d.io.atomic import write_json
+from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
+from g2d.transforms.audio import fit_length, load_audio, log_spectrogram, spectrogram_shape
+from g2d.transforms.video import sample_frames
+
+SOURCE = "cremad"
+MODALITIES: tuple[str, ...] = ("audio", "video")
+CLASS_NAMES: tuple[str, ...] = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
+VIDEO_EXTENSIONS: tuple[str, ...] = (".flv", ".mp4", ".avi")
+CLIP_PATTERN = re.compile(r"^(?P<actor>\d+)_(?P<sentence>[A-Z]+)_(?P<emotion>[A-Z]+)_(?P<level>[A-Z]+)$")
+LAYOUT = """expected CREMA-D layout:
+  {raw_dir}/
+    AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav    e.g. AudioWAV/1001_DFA_ANG_XX.wav
+    VideoFlash/<same clip name>.flv                      (.mp4 and .avi are read too)
+    processedResults/summaryTable.csv                    (optional, not needed)
+Get CREMA-D from https://github.com/CheyneyComputerScience/CREMA-D (its files are in Git LFS: run
+`git lfs pull`), or write the synthetic stand-in with g2d.datasets.demo.generate."""
+WINDOW_PER_WORKER = 4
+SHOWN_SKIPS = 5
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    """How a clip's sound becomes a log-spectrogram (defaults: the reference's)."""
+
+    sample_rate: int = 22050
+    duration: float = 3.0
+    n_fft: int = 512
+    hop_length: int = 353
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.duration * self.sample_rate))
+
+    def validate(self, where: str) -> None:
+        require(self.sample_rate > 0, f"{where}.sample_rate", "must be a positive rate in Hz")
+        require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
+        require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
+        require(self.hop_length > 0, f"{where}.hop_length", "must be a positive number of samples")
+        require(self.n_fft <= self.n_samples, f"{where}.n_fft",
+                f"window of {self.n_fft} samples is longer than the {self.n_samples}-sample clip; "
+                "lower n_fft or raise duration")
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    """How many frames are kept per clip, at what rate and size (defaults: the reference's)."""
+
+    fps: float = 1.0
+    frames: int = 1
+    size: int = 224
+
+    def validate(self, where: str) -> None:
+        require(self.fps > 0, f"{where}.fps", "must be a positive frame rate")
+        require(self.frames >= 1, f"{where}.frames", "must be at least 1")
+        require(self.size >= 1, f"{where}.size", "must be a positive number of pixels")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Speaker-independent split by actor (default), or the literature's lists (random over clips).
+
+    List paths are read as given: relative ones from the working directory (the project root).
+    """
+
+    by: Literal["actor", "list"] = "actor"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    train_list: str | None = None
+    test_list: str | None = None
+
+    def validate(self, where: str) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            require(0 <= value < 1, f"{where}.{name}", f"must be in [0, 1), got {value}")
+        require(self.seed >= 0, f"{where}.seed", "must be a non-negative integer")
+        if self.by == "actor":
+            require(self.val_fraction + self.test_fraction < 1, f"{where}.test_fraction",
+                    "val_fraction + test_fraction must stay below 1 so that actors remain for training")
+        else:
+            for name in ("train_list", "test_list"):
+                require(bool(getattr(self, name)), f"{where}.{name}",
+                        "a path to a `clip,LABEL` list is required when split.by is 'list'")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The `datasets.<name>.preprocess` section for source `cremad`."""
+
+    audio: AudioParams = field(default_factory=AudioParams)
+    video: VideoParams = field(default_factory=VideoParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    max_skipped_fraction: float = 0.05
+    workers: int = 1
+
+    def validate(self, where: str) -> None:
+        require(0 <= self.max_skipped_fraction <= 1, f"{where}.max_skipped_fraction",
+                f"must be in [0, 1], got {self.max_skipped_fraction}")
+        require(self.workers >= 1, f"{where}.workers", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """The parts of a clip name `<actor>_<sentence>_<emotion>_<level>`."""
+
+    name: str
+    actor: str
+    sentence: str
+    emotion: str
+    level: str
+
+    @property
+    def label(self) -> int:
+        return CLASS_NAMES.index(self.emotion)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A clip left out of the dataset, the file at fault and why."""
+
+    clip: str
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One clip to decode and the split it goes to."""
+
+    clip: Clip
+    split: str
+    wav: Path
+    video: Path
+
+
+def parse_clip(name: str) -> Clip:
+    """Split a clip name into its parts; ValueError says what is wrong with it."""
+    match = CLIP_PATTERN.match(name)
+    if match is None:
+        raise ValueError(f"name {name!r} is not <actor>_<sentence>_<emotion>_<level> (e.g. 1001_DFA_ANG_XX)")
+    if match["emotion"] not in CLASS_NAMES:
+        raise ValueError(f"emotion {match['emotion']!r} in {name!r} is not one of {', '.join(CLASS_NAMES)}")
+    return Clip(name=name, **match.groupdict())
+
+
+def check_raw(raw_dir: str | Path) -> None:
+    """Raise RawDataError showing the expected tree unless audio and video folders hold files."""
+    root = Path(raw_dir)
+    layout = LAYOUT.format(raw_dir=root)
+    if not root.is_dir():
+        raise RawDataError(f"{root}: raw CREMA-D folder not found\n{layout}")
+    wavs = sorted((root / "AudioWAV").glob("*.wav"))
+    if not wavs:
+        raise RawDataError(f"{root / 'AudioWAV'}: missing or holds no .wav file\n{layout}")
+    if not _video_files(root):
+        raise RawDataError(f"{root / 'VideoFlash'}: missing or holds no {'/'.join(VIDEO_EXTENSIONS)} file\n{layout}")
+    if _is_lfs_pointer(wavs[0]):
+        raise RawDataError(f"{wavs[0]}: is a Git LFS pointer, not audio; run `git lfs pull` in the CREMA-D clone")
+
+
+def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str | Path,
+               report_path: str | Path, workers: int | None = None) -> dict[str, Any]:
+    """Write the dataset file and the report; return the report.
+
+    `workers` (default: params.workers) decoding processes; the output does not depend on it.
+    If more than max_skipped_fraction of the clips are unusable, the report is written, the
+    dataset file is not, and RawDataError names the first bad files.
+    """
+    check_raw(raw_dir)
+    root = Path(raw_dir)
+    clips, skipped = find_clips(root)
+    found = len(clips) + len(skipped)
+    assignment, split_notes = assign_splits(clips, params.split)
+    jobs = sorted((Job(clip, assignment[clip.name], wav, video) for clip, wav, video in clips
+                   if clip.name in assignment), key=lambda j: (SPLITS.index(j.split), j.clip.name))
+    meta = DatasetMeta(dataset=dataset, source=SOURCE, task="classification", modalities=MODALITIES,
+                       class_names=CLASS_NAMES, preprocessing=preprocessing_record(params))
+    writer = DatasetWriter(out_path, meta, sample_shapes(params))
+    decode = functools.partial(process_clip, audio=params.audio, video=params.video)
+    try:
+        with contextlib.closing(ordered_map(decode, jobs, workers or params.workers)) as results:
+            progress = tqdm(results, total=len(jobs), desc=f"{dataset}: clips", unit="clip", file=sys.stderr)
+            for job, outcome in zip(jobs, progress):
+                if isinstance(outcome, Skipped):
+                    skipped.append(outcome)
+                else:
+                    writer.append(job.split, outcome, job.clip.label, job.clip.name)
+        report = build_report(dataset, root, params, found, writer.counts(), skipped, split_notes)
+        write_json(report_path, report)
+        check_report(dataset, report, report_path)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return report
+
+
+def find_clips(root: Path) -> tuple[list[tuple[Clip, Path, Path]], list[Skipped]]:
+    """Pair AudioWAV/<clip>.wav with VideoFlash/<clip>.<ext>; clips lacking either or a valid name are skipped."""
+    wavs = {p.stem: p for p in sorted((root / "AudioWAV").glob("*.wav"))}
+    videos = _video_files(root)
+    clips: list[tuple[Clip, Path, Path]] = []
+    skipped: list[Skipped] = []
+    for name in sorted(set(wavs) | set(videos)):
+        if name not in videos:
+            skipped.append(Skipped(name, str(wavs[name]), f"no video VideoFlash/{name}.flv/.mp4/.avi"))
+        elif name not in wavs:
+            skipped.append(Skipped(name, str(videos[name]), f"no audio AudioWAV/{name}.wav"))
+        else:
+            try:
+                clips.append((parse_clip(name), wavs[name], videos[name]))
+            except ValueError as exc:
+                skipped.append(Skipped(name, str(wavs[name]), str(exc)))
+    return clips, skipped
+
+
+def assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
+                  split: SplitParams) -> tuple[dict[str, str], dict[str, Any]]:
+    """{clip: split} plus notes for the report (clips the lists leave out or name but lack)."""
+    try:
+        return _assign_splits(clips, split)
+    except SplitError as exc:
+        raise RawDataError(f"cannot split the CREMA-D clips: {exc}") from exc
+
+
+def _assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
+                   split: SplitParams) -> tuple[dict[str, str], dict[str, Any]]:
+    ids = [c.name for c, _, _ in clips]
+    if split.by == "actor":
+        return split_by_group(ids, [c.actor for c, _, _ in clips], split.val_fraction, split.test_fraction,
+                              split.seed), {}
+    train_path, test_path = str(split.train_list), str(split.test_list)
+    lists = {path: read_split_list(path, CLASS_NAMES) for path in (train_path, test_path)}
+    by_name = {c.name: c for c, _, _ in clips}
+    for path, listed in lists.items():
+        wrong = [f"{name} labelled {label}" for name, label in listed.items()
+                 if name in by_name and by_name[name].emotion != label]
+        if wrong:
+            raise RawDataError(f"{path}: {len(wrong)} labels disagree with the clip names, e.g. {wrong[:3]}; "
+                               "fix the list")
+    train, test = lists[train_path], lists[test_path]
+    assignment = split_from_lists(ids, train, test, split.val_fraction, split.seed)
+    listed = set(train) | set(test)
+    notes = {"not_in_lists": sorted(set(ids) - set(assignment)),
+             "listed_but_missing": sorted(listed - set(ids))}
+    return assignment, notes
+
+
+def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> dict[str, np.ndarray] | Skipped:
+    """Decode one clip into {"audio": (1, F, T) float32, "video": (frames, 3, size, size) uint8}.
+
+    Any decoding failure becomes a Skipped naming the file, so that one bad clip never stops the stage.
+    """
+    try:
+        wave = fit_length(load_audio(job.wav, audio.sample_rate), audio.n_samples)
+        spectrogram = log_spectrogram(wave, audio.n_fft, audio.hop_length)[np.newaxis]
+    except Exception as exc:
+        return Skipped(job.clip.name, str(job.wav), _reason(exc, job.wav))
+    try:
+        frames = sample_frames(job.video, video.fps, video.frames, video.size)
+    except Exception as exc:
+        return Skipped(job.clip.name, str(job.video), _reason(exc, job.video))
+    return {"audio": spectrogram, "video": frames}
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """The exception's message without the file name it starts with (the report has its own column)."""
+    message = str(exc)
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else f"{type(exc).__name__}: {message}"
+
+
+def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per-sample array shapes and dtypes, for the writer."""
+    a, v = params.audio, params.video
+    return {"audio": ((1, *spectrogram_shape(a.n_samples, a.n_fft, a.hop_length)), "float32"),
+            "video": ((v.frames, 3, v.size, v.size), "uint8")}
+
+
+def preprocessing_record(params: Params) -> dict[str, Any]:
+    """What made the file: the params and the source, minus `workers`, which never changes the output."""
+    record = dataclasses.asdict(params)
+    del record["workers"]
+    return {"source": SOURCE, **record}
+
+
+def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """fn over items in input order; in `workers` processes with a bounded look-ahead when workers > 1.
+
+    Results come back in order whatever the worker count, so the output file does not depend on
+    it, and at most WINDOW_PER_WORKER results per worker wait in memory. Workers are forked where
+    the platform allows, because spawned ones re-run the caller's main module, which breaks
+    scripts without an `if __name__ == "__main__"` guard.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                             initializer=_single_threaded_opencv) as pool:
+        pending: collections.deque[Future[R]] = collections.deque()
+        feed = iter(items)
+        pending.extend(pool.submit(fn, item) for item in itertools.islice(feed, workers * WINDOW_PER_WORKER))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in itertools.islice(feed, 1))
+            yield result
+
+
+def build_report(dataset: str, root: Path, params: Params, found: int, counts: dict[str, int],
+                 skipped: Sequence[Skipped], split_notes: dict[str, Any]) -> dict[str, Any]:
+    """The JSON report: what was found, written and skipped, and with which params."""
+    return {
+        "dataset": dataset,
+        "source": SOURCE,
+        "raw_dir": str(root),
+        "clips_found": found,
+        "counts": counts,
+        "skipped": [dataclasses.asdict(s) for s in skipped],
+        "skipped_fraction": len(skipped) / found if found else 0.0,
+        "max_skipped_fraction": params.max_skipped_fraction,
+        "params": dataclasses.asdict(params),
+        **split_notes,
+    }
+
+
+def check_report(dataset: str, report: dict[str, Any], report_path: str | Path) -> None:
+    """Fail if too many clips were skipped or a split came out empty."""
+    skipped = report["skipped"]
+    if report["skipped_fraction"] > report["max_skipped_fraction"]:
+        shown = "\n".join(f"  {s['file']}: {s['reason']}" for s in skipped[:SHOWN_SKIPS])
+        more = f"\n  ... and {len(skipped) - SHOWN_SKIPS} more" if len(skipped) > SHOWN_SKIPS else ""
+        raise RawDataError(
+            f"{len(skipped)} of {report['clips_found']} CREMA-D clips ({report['skipped_fraction']:.1%}) could not "
+            f"be used, more than datasets.{dataset}.preprocess.max_skipped_fraction = "
+            f"{report['max_skipped_fraction']}:\n{shown}{more}\nThe full list is in {report_path}. Replace or "
+            "remove those files, or raise max_skipped_fraction; no dataset file was written.")
+    empty = [s for s, n in report["counts"].items() if n == 0]
+    if empty:
+        raise RawDataError(f"splits {empty} of {dataset} have no usable clip (see {report_path}); "
+                           f"add data or change datasets.{dataset}.preprocess.split")
+
+
+def _single_threaded_opencv() -> None:
+    """Parallelism comes from the worker processes; OpenCV's own thread pool would oversubscribe."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _video_files(root: Path) -> dict[str, Path]:
+    """{clip: video path}, preferring extensions in VIDEO_EXTENSIONS order."""
+    found: dict[str, Path] = {}
+    for ext in reversed(VIDEO_EXTENSIONS):
+        found.update({p.stem: p for p in sorted((root / "VideoFlash").glob(f"*{ext}"))})
+    return found
+
+
+def _is_lfs_pointer(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(24).startswith(b"version https://git-lfs")

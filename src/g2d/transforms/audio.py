@@ -1,0 +1,80 @@
+"""Audio decoding and the reference log-spectrogram of the CREMA-D / OGM-GE line of work."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+LOG_EPS = 1e-7
+
+
+class AudioDecodeError(ValueError):
+    """An audio file could not be turned into samples; the message names the file and why."""
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Decode `path` to mono float32 at `sample_rate`.
+
+    soundfile reads WAV/FLAC/OGG directly and fast; librosa (audioread) is the fallback for
+    anything else. Resampling uses librosa's default (soxr) like the reference's `librosa.load`.
+    """
+    wave, native_rate = _decode(path)
+    if wave.size == 0:
+        raise AudioDecodeError(f"{path}: audio file holds no samples; replace it or remove the clip")
+    if not np.all(np.isfinite(wave)):
+        raise AudioDecodeError(f"{path}: audio holds NaN or infinite samples; replace the file")
+    if native_rate != sample_rate:
+        import librosa
+
+        wave = librosa.resample(wave, orig_sr=native_rate, target_sr=sample_rate)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _decode(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Return (mono samples, native rate), trying soundfile first and librosa second."""
+    import soundfile
+
+    if not os.path.isfile(path):
+        raise AudioDecodeError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioDecodeError(f"{path}: file is empty (0 bytes); re-download or remove it")
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        return data.mean(axis=1), int(rate)
+    except (RuntimeError, TypeError, ValueError) as sf_error:
+        first_error = sf_error
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, rate = librosa.load(path, sr=None, mono=True)
+    except Exception as exc:  # audioread raises several unrelated types, some with empty messages
+        soundfile_says = getattr(first_error, "error_string", None) or str(first_error)
+        librosa_says = f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__}, no decoder"
+        raise AudioDecodeError(f"{path}: not a readable audio file (soundfile: {soundfile_says}; librosa: "
+                               f"{librosa_says}); re-download or remove it") from exc
+    return np.asarray(data, dtype=np.float32), int(rate)
+
+
+def fit_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
+    """Repeat the wave end to end until it covers `n_samples`, then crop (the reference's np.tile)."""
+    if wave.size == 0:
+        raise ValueError("cannot fit an empty wave to a length")
+    repeats = -(-n_samples // wave.shape[0])
+    return np.tile(wave, repeats)[:n_samples]
+
+
+def log_spectrogram(wave: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """log(|STFT| + 1e-7) of the wave clipped to [-1, 1]: shape (1 + n_fft // 2, 1 + len // hop)."""
+    import librosa
+
+    spectrum = librosa.stft(np.clip(wave, -1.0, 1.0), n_fft=n_fft, hop_length=hop_length)
+    return np.log(np.abs(spectrum) + LOG_EPS).astype(np.float32)
+
+
+def spectrogram_shape(n_samples: int, n_fft: int, hop_length: int) -> tuple[int, int]:
+    """Shape `log_spectrogram` gives for `n_samples` samples (librosa centres frames)."""
+    return 1 + n_fft // 2, 1 + n_samples // hop_length
