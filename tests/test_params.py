@@ -52,7 +52,7 @@ def test_shipped_params_and_presets_validate():
     ({"datasets__demo__preprocess__split__by": "random"}, r"datasets.demo.preprocess.split.by: 'random' is not allowed"),
     ({"smp__suppression": "soft"}, r"smp.suppression: 'soft' is not allowed; choose one of zero_grad, freeze, partial"),
     ({"smp__ranking": "epoch"}, r"smp.ranking: 'epoch' is not allowed"),
-    ({"optimizer": "lbfgs"}, r"optimizer: 'lbfgs' is not allowed; choose one of sgd, adam"),
+    ({"optimizer": "lbfgs"}, r"optimizer: 'lbfgs' is not allowed; choose one of sgd, adam, adamw"),
     ({"device": "tpu"}, r"device: 'tpu' is not allowed"),
     ({"seeds": []}, r"seeds: give at least one seed"),
     ({"teacher__epochs": 0}, r"teacher.epochs: must be a positive"),

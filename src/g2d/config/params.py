@@ -74,7 +74,7 @@ class Params:
     beta: float = 1.0
     temperature: float = 1.0
     fusion: str = "late"
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4

@@ -29,17 +29,24 @@ class FramePooling(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Four conv blocks and global average pooling: fast enough to train on 2 CPU cores."""
+    """Four conv blocks and global max pooling: fast enough to train on 2 CPU cores.
 
-    def __init__(self, in_channels: int, width: int = 32) -> None:
+    GroupNorm rather than BatchNorm: with small datasets and batches, BatchNorm's running
+    statistics drift from what the network learned on batch statistics once it starts to
+    memorise, and evaluation collapses to one class; GroupNorm behaves the same in train and eval.
+    Global max pooling reports whether a local pattern occurs anywhere (a small object in a frame,
+    a tone in a spectrogram); on the demo data it learns several times faster than average pooling.
+    """
+
+    def __init__(self, in_channels: int, width: int = 16) -> None:
         super().__init__()
         chans = [in_channels, width, width * 2, width * 4, width * 4]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.GroupNorm(4, c_out),
                        nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
         self.body = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveMaxPool2d(1)
         self.out_dim = chans[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from g2d.config.params import Params
 def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     if params.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+    if params.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=params.lr, weight_decay=params.weight_decay)
     return torch.optim.Adam(parameters, lr=params.lr, weight_decay=params.weight_decay)
 
 
