@@ -38,7 +38,6 @@ LEVEL = "XX"
 TONE_HZ: tuple[float, ...] = (140.0, 185.0, 245.0, 320.0, 420.0, 550.0)
 MODULATION_HZ: tuple[float, ...] = (1.5, 3.0, 4.5, 6.5, 9.0, 12.0)
 HARMONICS: tuple[float, ...] = (1.0, 0.5, 0.25)
-ACTOR_PITCH_SPREAD = 0.07
 SIGNAL_RMS = 0.1
 FADE_SECONDS = 0.02
 FLV1_CODEC_TAG = 2  # FFmpeg's FLV container tag for Sorenson H.263
@@ -63,6 +62,7 @@ class Params:
     frame_size: int = 48
     audio_informative: float = 0.6
     audio_snr_db: float = 5.0
+    actor_pitch_spread: float = 0.07
     video_informative: float = 0.9
     video_contrast: float = 0.35
     video_noise: float = 0.06
@@ -72,7 +72,7 @@ class Params:
         require(1 <= self.actors <= 9999 - FIRST_ACTOR, f"{where}.actors", f"must be in [1, {9999 - FIRST_ACTOR}]")
         require(1 <= self.sentences <= len(SENTENCES), f"{where}.sentences",
                 f"must be in [1, {len(SENTENCES)}] (CREMA-D has {len(SENTENCES)} sentences)")
-        nyquist_needed = 2 * len(HARMONICS) * max(TONE_HZ) * (1 + ACTOR_PITCH_SPREAD) * 1.1
+        nyquist_needed = 2 * len(HARMONICS) * max(TONE_HZ) * (1 + self.actor_pitch_spread) * 1.1
         require(self.sample_rate >= nyquist_needed, f"{where}.sample_rate",
                 f"must be at least {math.ceil(nyquist_needed)} Hz to hold the highest tone's harmonics")
         require(self.min_duration > 0, f"{where}.min_duration", "must be a positive number of seconds")
@@ -81,6 +81,7 @@ class Params:
         require(self.frame_size >= 24, f"{where}.frame_size", "must be at least 24 pixels to draw a face")
         for name in ("audio_informative", "video_informative"):
             require(0 <= getattr(self, name) <= 1, f"{where}.{name}", "must be a fraction in [0, 1]")
+        require(0 <= self.actor_pitch_spread < 0.5, f"{where}.actor_pitch_spread", "must be in [0, 0.5)")
         require(math.isfinite(self.audio_snr_db), f"{where}.audio_snr_db", "must be a finite number of dB")
         require(0 < self.video_contrast <= 1, f"{where}.video_contrast", "must be in (0, 1]")
         require(self.video_noise >= 0, f"{where}.video_noise", "must be a non-negative noise level")
@@ -138,7 +139,7 @@ def plan_clips(params: Params) -> list[ClipPlan]:
     """One clip per (actor, sentence, emotion), in that order, with every random draw made here."""
     plans = []
     for a in range(params.actors):
-        actor = make_actor(params.seed, a)
+        actor = make_actor(params.seed, a, params.actor_pitch_spread)
         for sentence in SENTENCES[:params.sentences]:
             for emotion, code in enumerate(CLASS_NAMES):
                 index = len(plans)
@@ -161,12 +162,16 @@ def plan_clips(params: Params) -> list[ClipPlan]:
     return plans
 
 
-def make_actor(seed: int, index: int) -> Actor:
-    """Draw an actor's traits from its own stream, so they do not depend on the clip count."""
+def make_actor(seed: int, index: int, pitch_spread: float) -> Actor:
+    """Draw an actor's traits from its own stream, so they do not depend on the clip count.
+
+    `pitch_spread` scales every tone of the actor by a factor in [1 - spread, 1 + spread]: a large
+    spread makes audio speaker-dependent (pitch alone identifies the emotion only for known actors).
+    """
     rng = np.random.default_rng([seed, ACTOR_STREAM, index])
     skin = rng.uniform([90.0, 120.0, 160.0], [130.0, 160.0, 210.0])
     return Actor(code=str(FIRST_ACTOR + index),
-                 pitch=float(rng.uniform(1 - ACTOR_PITCH_SPREAD, 1 + ACTOR_PITCH_SPREAD)),
+                 pitch=float(rng.uniform(1 - pitch_spread, 1 + pitch_spread)),
                  face_scale=float(rng.uniform(0.9, 1.1)),
                  skin_bgr=(float(skin[0]), float(skin[1]), float(skin[2])))
 
