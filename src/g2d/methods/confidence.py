@@ -8,6 +8,7 @@ batch's rho is computed from the batch's mean squared error.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -30,3 +31,9 @@ def batch_confidence(confidence: torch.Tensor, sq_error: torch.Tensor | None, ta
     if sq_error is None:
         raise ValueError("regression confidence needs the per-sample squared errors")
     return float(1.0 / (1.0 + sq_error.mean()))
+
+
+def cached_confidence(confidence: np.ndarray, sq_error: np.ndarray | None, task: str) -> float:
+    """rho over a whole split from the score cache's per-sample values (the split as one batch)."""
+    return batch_confidence(torch.from_numpy(confidence), None if sq_error is None else torch.from_numpy(sq_error),
+                            task)

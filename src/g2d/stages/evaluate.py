@@ -16,7 +16,7 @@ import torch
 from g2d.config.params import Params
 from g2d.io.hdf5 import load_split, read_meta, read_scores
 from g2d.io.atomic import write_json
-from g2d.methods.confidence import batch_confidence, sample_confidence, sample_sq_error
+from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors
 from g2d.training.metrics import task_summary
@@ -51,8 +51,8 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
     target = test.target.cpu()
     teacher_test = read_scores(scores_path, "test")
     teacher_train = read_scores(scores_path, "train")
-    train_target = Normalizer.from_dict(state["normalizer"]).target(load_split(data_path, "train", []).labels)
-    teacher_rho = {m: split_confidence(teacher_train[m].logits, train_target, meta.task) for m in meta.modalities}
+    teacher_rho = {m: cached_confidence(teacher_train[m].confidence, teacher_train[m].sq_error, meta.task)
+                   for m in meta.modalities}
     weak = min(meta.modalities, key=lambda m: teacher_rho[m])
     result: dict = {
         "method": state["method"], "seed": state["seed"], "best_epoch": state["best_epoch"],
@@ -63,7 +63,7 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
         result["test"][m] = task_summary(meta.task, pred.logits[m], labels, norm)
         result["teacher"][m] = task_summary(meta.task, teacher_test[m].logits, labels, norm)
         student_rho = split_confidence(pred.logits[m], target, meta.task)
-        teacher_rho_test = split_confidence(teacher_test[m].logits, target, meta.task)
+        teacher_rho_test = cached_confidence(teacher_test[m].confidence, teacher_test[m].sq_error, meta.task)
         result["confidence_ratio"][m] = student_rho / teacher_rho_test if teacher_rho_test > 0 else 0.0
         result["feature_alignment"][m] = cosine_alignment(pred.features[m], teacher_test[m].features)
     write_json(out_path, result)

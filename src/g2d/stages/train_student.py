@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
 from g2d.io.hdf5 import load_split, read_meta, read_scores
 from g2d.methods import get_method
-from g2d.methods.confidence import batch_confidence
+from g2d.methods.confidence import cached_confidence
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors
 from g2d.training.engine import finish
@@ -42,9 +41,7 @@ def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, s
     train = SplitTensors(train_split, norm, device, teacher=train_scores if cached else None)
     val = SplitTensors(val_split, norm, device)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
-    train_conf = {m: batch_confidence(torch.from_numpy(s.confidence),
-                                      None if s.sq_error is None else torch.from_numpy(s.sq_error), meta.task)
-                  for m, s in train_scores.items()}
+    train_conf = {m: cached_confidence(s.confidence, s.sq_error, meta.task) for m, s in train_scores.items()}
     settings = {**student_settings(params, dataset, method, len(meta.modalities)), "seed": seed}
     inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if teachers else [])
     resume_dir = resume_root / method
