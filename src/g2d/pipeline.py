@@ -37,6 +37,7 @@ SUMMARY = "reports/summary.json"
 FIGURES = "reports/figures"
 CURVES = "reports/curves"
 
+METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
 STAGES: tuple[Stage, ...] = (
@@ -50,7 +51,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
           outs=(STUDENT, STUDENT_LOG),
           params=("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
-                  "smp", "teacher_cache", "eval_batch_size", *OPTIM)),
+                  "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", *OPTIM)),
     Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),
           outs=(), metrics=(EVAL,), params=("eval_batch_size", "device")),
     Stage("report", deps=("runs",), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),

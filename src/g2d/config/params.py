@@ -51,6 +51,62 @@ class SMPParams:
 
 
 @dataclass(frozen=True)
+class OGMGEParams:
+    """OGM-GE (Peng et al., CVPR 2022): alpha 0.1 and modulation during the first 50 epochs follow the
+    official scripts' example (the paper tunes alpha per dataset); epochs are 1-based and inclusive,
+    as everywhere in g2d. ge adds the Gaussian-noise enhancement."""
+
+    alpha: float = 0.1
+    start: int = 1
+    end: int = 50
+    ge: bool = True
+
+    def validate(self, where: str) -> None:
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+        require(self.start >= 1, f"{where}.start", "must be an epoch >= 1 (epochs are 1-based)")
+        require(self.end >= self.start, f"{where}.end", f"must be >= start ({self.start})")
+
+
+@dataclass(frozen=True)
+class UMTParams:
+    """UMT (Du et al.): weight of the feature-distillation term; 1.0 = G2D's alpha, for equal terms."""
+
+    weight: float = 1.0
+
+    def validate(self, where: str) -> None:
+        require(self.weight >= 0, f"{where}.weight", "must be non-negative")
+
+
+@dataclass(frozen=True)
+class MLAParams:
+    """MLA (Zhang et al., CVPR 2024): how unimodal outputs of the shared head are mixed at inference
+    (entropy: the paper's test-time uncertainty-based fusion; fixed: equal weights)."""
+
+    inference: Literal["entropy", "fixed"] = "entropy"
+
+
+@dataclass(frozen=True)
+class MMParetoParams:
+    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's rescaling of the combined gradient."""
+
+    gamma: float = 1.5
+
+    def validate(self, where: str) -> None:
+        require(self.gamma > 0, f"{where}.gamma", "must be positive")
+
+
+@dataclass(frozen=True)
+class AGMParams:
+    """AGM (Li et al., ICCV 2023): alpha, the strength of the modulation (tuned per dataset in the
+    paper; 0.1 is our default, not a published value)."""
+
+    alpha: float = 0.1
+
+    def validate(self, where: str) -> None:
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+
+
+@dataclass(frozen=True)
 class DatasetParams:
     """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
 
@@ -83,6 +139,11 @@ class Params:
     eval_batch_size: int = 128
     teacher: TeacherParams = field(default_factory=TeacherParams)
     smp: SMPParams = field(default_factory=SMPParams)
+    ogm_ge: OGMGEParams = field(default_factory=OGMGEParams)
+    umt: UMTParams = field(default_factory=UMTParams)
+    mla: MLAParams = field(default_factory=MLAParams)
+    mmpareto: MMParetoParams = field(default_factory=MMParetoParams)
+    agm: AGMParams = field(default_factory=AGMParams)
     teacher_cache: bool = True
     device: str = "auto"
     demo: Any = None
