@@ -2,7 +2,9 @@
 
 A method decides the loss of a batch and what happens to gradients between backward() and the
 optimizer step. Methods that need several backward passes per step (e.g. MMPareto, MLA)
-override `train_step` as a whole.
+override `train_step` as a whole. A method with knobs names its params.yaml section in `section`
+and receives that typed section as `options`; a method that needs a particular fusion says so in
+`student_fusion`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Method:
 
     name = "joint"
     uses_teachers = False
+    section: str | None = None  # the params.yaml section holding this method's knobs, if any
 
     def __init__(self, *, modalities: Sequence[str], task: str, taus: Sequence[int], alpha: float = 1.0,
                  beta: float = 1.0, temperature: float = 1.0, ranking: str = "batch",
@@ -31,6 +34,10 @@ class Method:
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
         self.ranking_mode, self.suppression = ranking, suppression
 
+    def student_fusion(self, configured: str) -> str:
+        """The fusion the student is built with: the configured one unless the method needs its own."""
+        return configured
+
     def setup(self, train_confidence: Mapping[str, float] | None) -> None:
         """Called once before training with the teachers' mean confidence on the train split."""
 
@@ -38,8 +45,8 @@ class Method:
         loss = task_loss(out.fused, batch.target, self.task)
         return LossParts(total=loss, task=loss, feat={}, logit={})
 
-    def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int) -> dict[str, float]:
-        """Change gradients after backward(); return what to log."""
+    def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int, out: StudentOutput) -> dict[str, float]:
+        """Change gradients after backward(); `out` is the step's forward pass. Return what to log."""
         return {}
 
     def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
@@ -48,7 +55,7 @@ class Method:
         parts = self.loss(out, batch)
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
-        logs = self.modulate(model, batch, epoch)
+        logs = self.modulate(model, batch, epoch, out)
         optimizer.step()
         return {**parts.as_floats(), **logs}, out
 

@@ -14,9 +14,14 @@ Suppression of the others (METHOD.md's options):
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
+
+from g2d.methods.base import Method
+from g2d.methods.confidence import batch_confidence
+from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.training.data import Batch
 
 
 def total_epochs(taus: Sequence[int]) -> int:
@@ -85,3 +90,46 @@ def gate_gradients(groups: Mapping[str, Iterable[torch.nn.Parameter]], coefficie
                 p.grad = None
             else:
                 p.grad.mul_(k)
+
+
+class SMPGating(Method):
+    """Joint training with SMP gating of the encoders (Table 4's "Joint-Train + SMP").
+
+    The one home of SMP inside training: methods that add SMP to their loss (G2D, UMT + SMP)
+    inherit this class and only define their loss. Ranking needs the teachers' confidence, so
+    every SMP method uses the teachers (cache or online).
+    """
+
+    name = "joint_smp"
+    uses_teachers = True
+
+    def setup(self, train_confidence: Mapping[str, float] | None) -> None:
+        self.ranking = list(self.modalities)
+        if self.ranking_mode == "global":
+            if train_confidence is None:
+                raise ValueError("global SMP ranking needs the teachers' mean confidence on the train split")
+            self.ranking = rank_modalities(train_confidence, self.modalities)
+
+    def batch_rho(self, batch: Batch) -> dict[str, float]:
+        """Eq. 5 for this batch, from the teachers' per-sample values."""
+        if batch.teacher is None:
+            raise ValueError(f"{self.name} needs teacher outputs for every batch (cached or online)")
+        sq = batch.teacher.sq_error or {}
+        return {m: batch_confidence(batch.teacher.confidence[m], sq.get(m), self.task) for m in self.modalities}
+
+    def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int, out: StudentOutput) -> dict[str, float]:
+        rho = self.batch_rho(batch)
+        if self.ranking_mode == "batch":
+            self.ranking = rank_modalities(rho, self.ranking)
+        coeffs = kappa(epoch, self.taus, self.ranking, rho, self.suppression)
+        gate_gradients({m: model.encoder_parameters(m) for m in self.modalities}, coeffs, self.suppression)
+        logs = {"smp_phase": float(phase_of_epoch(epoch, self.taus) + 1)}
+        logs.update({f"kappa_{m}": coeffs[m] for m in self.modalities})
+        logs.update({f"rho_{m}": rho[m] for m in self.modalities})
+        return logs
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ranking": list(self.ranking)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ranking = list(state["ranking"])

@@ -20,8 +20,10 @@ from g2d.training.teacher import load_teachers
 
 
 def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
-    """The params a student run depends on (its resume fingerprint)."""
-    return {"method": method, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
+    """The params a student run depends on (its resume fingerprint), the method's own section included."""
+    section = get_method(method).section
+    options = {"options": asdict(getattr(params, section))} if section else {}
+    return {"method": method, **options, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
             "temperature": params.temperature, "fusion": params.fusion, "optimizer": params.optimizer,
             "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
             "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),

@@ -42,10 +42,13 @@ def build_student(state: Mapping, device: torch.device) -> MultimodalStudent:
 
 
 def make_method(params: Params, name: str, meta: DatasetMeta) -> Method:
+    """The method `name`, given the shared settings and, if it has one, its own params section."""
+    cls = get_method(name)
     taus = params.taus(len(meta.modalities))
-    return get_method(name)(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha,
-                            beta=params.beta, temperature=params.temperature, ranking=params.smp.ranking,
-                            suppression=params.smp.suppression)
+    options = {"options": getattr(params, cls.section)} if cls.section else {}
+    return cls(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha, beta=params.beta,
+               temperature=params.temperature, ranking=params.smp.ranking, suppression=params.smp.suppression,
+               **options)
 
 
 def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -65,7 +68,8 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
     method.setup(train_confidence)
     seed_everything(seed)
     shapes = {m: tuple(train.split.inputs[m].shape[1:]) for m in meta.modalities}
-    model = MultimodalStudent(meta.modalities, encoders, shapes, params.fusion, meta.num_outputs).to(train.device)
+    fusion = method.student_fusion(params.fusion)
+    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
     task = meta.task
@@ -94,7 +98,7 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
                  method_state=method)
     state = {
         "kind": "student", "method": method_name, "modalities": list(meta.modalities), "encoders": dict(encoders),
-        "input_shapes": {m: list(s) for m, s in shapes.items()}, "fusion": params.fusion,
+        "input_shapes": {m: list(s) for m, s in shapes.items()}, "fusion": fusion,
         "num_outputs": meta.num_outputs, "task": task, "normalizer": train.norm.to_dict(), "taus": list(taus),
         "state_dict": result.best_state, "best_epoch": result.best_epoch, "seed": seed,
     }
