@@ -28,7 +28,7 @@ def test_unknown_names_list_the_choices():
     with pytest.raises(KeyError, match="small_cnn"):
         build_encoder("vit", (1, 8, 8))
     with pytest.raises(KeyError, match="late"):
-        build_fusion("film", [4, 4], 3)
+        build_fusion("tensor_fusion", [4, 4], 3)
 
 
 @pytest.mark.parametrize("fusion", ["late", "sum", "concat"])
@@ -70,3 +70,69 @@ def test_teacher_returns_features_and_logits():
     t = UnimodalModel("small_cnn", (1, 8, 8), 5)
     feats, logits = t(torch.randn(2, 1, 8, 8))
     assert logits.shape == (2, 5) and feats.shape[0] == 2
+
+
+MIXING = ["film", "gated", "cross_attention"]
+
+
+@pytest.mark.parametrize("fusion", MIXING + ["shared", "shared_entropy"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_new_fusions_give_fused_and_per_modality_logits_for_k_modalities(fusion, k):
+    torch.manual_seed(0)
+    f = build_fusion(fusion, [4] * k, 3)
+    feats = [torch.randn(5, 4, requires_grad=True) for _ in range(k)]
+    fused, per_mod = f(feats)
+    assert fused.shape == (5, 3) and len(per_mod) == k and all(p.shape == (5, 3) for p in per_mod)
+    fused.sum().backward()
+    assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in feats)
+
+
+@pytest.mark.parametrize("fusion", MIXING)
+def test_mixing_fusions_per_modality_logits_zero_the_other_features(fusion):
+    torch.manual_seed(0)
+    f = build_fusion(fusion, [4, 6, 5], 3)
+    feats = [torch.randn(2, d) for d in (4, 6, 5)]
+    _, per_mod = f(feats)
+    alone = f([feats[0], torch.zeros(2, 6), torch.zeros(2, 5)])[0]
+    assert torch.allclose(per_mod[0], alone, atol=1e-6)
+    assert not torch.allclose(per_mod[0], per_mod[1])
+
+
+def test_film_by_hand():
+    f = build_fusion("film", [1, 1], 1)
+    with torch.no_grad():
+        f.film.weight.copy_(torch.tensor([[2.0], [3.0]]))  # gamma = 2 c + 1, beta = 3 c
+        f.film.bias.copy_(torch.tensor([1.0, 0.0]))
+        f.head.weight.fill_(1.0)
+        f.head.bias.fill_(0.0)
+    fused, (a, v) = f([torch.tensor([[2.0]]), torch.tensor([[1.0]])])
+    assert fused.item() == pytest.approx(3.0 * 2.0 + 3.0)
+    assert a.item() == pytest.approx(2.0) and v.item() == pytest.approx(3.0)
+
+
+def test_gated_by_hand():
+    f = build_fusion("gated", [1, 1], 1)
+    with torch.no_grad():
+        for lin in (*f.proj, f.head):
+            lin.weight.fill_(1.0)
+            lin.bias.fill_(0.0)
+    fused, _ = f([torch.tensor([[1.0]]), torch.tensor([[2.0]])])
+    assert fused.item() == pytest.approx(1.0 * torch.sigmoid(torch.tensor(2.0)).item()
+                                         + 2.0 * torch.sigmoid(torch.tensor(1.0)).item())
+
+
+def test_fusion_errors_name_the_fusion_and_its_constraint():
+    with pytest.raises(ValueError, match="fusion cross_attention needs k >= 2 modalities, got k=1"):
+        build_fusion("cross_attention", [4], 3)
+    with pytest.raises(ValueError, match="fusion shared .*equal feature sizes"):
+        build_fusion("shared", [4, 5], 3)
+    with pytest.raises(ValueError, match="fusion shared_entropy .*mla.inference: fixed"):
+        build_fusion("shared_entropy", [4, 4], 1)
+
+
+@pytest.mark.parametrize("fusion", MIXING)
+def test_student_with_mixing_fusion_and_three_modalities(fusion):
+    shapes = {"a": (1, 16, 12), "v": (2, 3, 16, 16), "t": (1, 8, 8)}
+    s = MultimodalStudent(["a", "v", "t"], {m: "small_cnn" for m in shapes}, shapes, fusion, 4)
+    out = s({m: torch.randn(2, *shape) for m, shape in shapes.items()})
+    assert out.fused.shape == (2, 4) and set(out.logits) == {"a", "v", "t"}

@@ -5,12 +5,29 @@ the way its structure allows:
   - late:   each modality has its own linear head; fused = mean of the heads' logits.
   - sum:    one head on the sum of features; modality m's logits = W f_m + b / k.
   - concat: one head on the concatenated features; modality m's logits = W[:, slice_m] f_m + b / k.
-For sum and concat the per-modality logits add up to the fused logits.
+  - shared, shared_entropy (MLA's head): one linear head applied to every modality's features;
+            modality m's logits = head(f_m); fused = their mean (shared) or, per sample, their mix
+            with weights softmax(-entropy) over modalities (shared_entropy: MLA's test-time fusion).
+  - film:   FiLM (Perez et al., 2018): the first modality's features are modulated,
+            h = gamma(c) * f_1 + beta(c), by the concatenation c of the other modalities' features.
+  - gated:  BiGated (Kiela et al., 2018), each modality gating the others: with u_m = W_m f_m,
+            h = sum_m u_m * sigmoid(mean_{j != m} u_j) (for two modalities, u_a * s(u_v) + u_v * s(u_a)).
+  - cross_attention: each modality's projected feature is a token whose query attends over all
+            modality tokens, its own included as in CrossViT (Chen et al., 2021), with a residual;
+            the head reads the concatenated tokens.
+For sum and concat the per-modality logits add up to the fused logits. FiLM, gated and
+cross-attention mix modalities before the head, so no part of the head belongs to one modality:
+modality m's logits are the fused output with the other modalities' features set to zero, i.e. the
+trained model's own response to m alone. That needs no extra parameters or loss terms (auxiliary
+unimodal heads would stay untrained under joint or G2D training) and matches masking-based
+mono-modal responses such as AGM's. All fusions take any k >= 2; shared and sum need equal
+feature sizes.
 Add a fusion by writing a module with this forward signature and naming it in `FUSIONS`.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -53,10 +70,110 @@ class ConcatFusion(nn.Module):
         return self.head(torch.cat(list(feats), dim=1)), per_mod
 
 
+class SharedHeadFusion(nn.Module):
+    """One linear head for all modalities (MLA); unimodal outputs mixed equally or by certainty."""
+
+    def __init__(self, dims: Sequence[int], num_outputs: int, weighting: str = "fixed") -> None:
+        super().__init__()
+        name = "shared" if weighting == "fixed" else f"shared_{weighting}"
+        if len(set(dims)) != 1:
+            raise ValueError(f"fusion {name} applies one head to every modality and needs equal feature "
+                             f"sizes, got {list(dims)}")
+        if weighting not in ("fixed", "entropy"):
+            raise ValueError(f"unknown weighting {weighting!r} of fusion shared; choose fixed or entropy")
+        if weighting == "entropy" and num_outputs < 2:
+            raise ValueError(f"fusion {name} weights modalities by the entropy of class probabilities and "
+                             f"needs >= 2 outputs, got {num_outputs}; use equal weights (mla.inference: fixed)")
+        self.weighting = weighting
+        self.head = nn.Linear(dims[0], num_outputs)
+
+    def mix(self, per_mod: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Fused logits from unimodal ones: their mean, or weights softmax(-entropy) per sample."""
+        stacked = torch.stack(list(per_mod))  # (k, B, C)
+        if self.weighting == "fixed":
+            return stacked.mean(dim=0)
+        logp = torch.log_softmax(stacked, dim=2)
+        entropy = -(logp.exp() * logp).sum(dim=2)  # (k, B)
+        weights = torch.softmax(-entropy, dim=0).unsqueeze(2)
+        return (weights * stacked).sum(dim=0)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        per_mod = [self.head(f) for f in feats]
+        return self.mix(per_mod), per_mod
+
+
+class MixingFusion(nn.Module):
+    """A fusion that mixes modalities before its head; per-modality logits zero the others' features."""
+
+    fusion_name = ""
+
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        if len(dims) < 2:
+            raise ValueError(f"fusion {self.fusion_name} needs k >= 2 modalities, got k={len(dims)}")
+
+    def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        per_mod = [self.combine([f if j == m else torch.zeros_like(f) for j, f in enumerate(feats)])
+                   for m in range(len(feats))]
+        return self.combine(feats), per_mod
+
+
+class FiLMFusion(MixingFusion):
+    fusion_name = "film"
+
+    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+        super().__init__(dims)
+        self.film = nn.Linear(sum(dims[1:]), 2 * dims[0])
+        self.head = nn.Linear(dims[0], num_outputs)
+
+    def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        gamma, beta = self.film(torch.cat(list(feats[1:]), dim=1)).chunk(2, dim=1)
+        return self.head(gamma * feats[0] + beta)
+
+
+class GatedFusion(MixingFusion):
+    fusion_name = "gated"
+
+    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+        super().__init__(dims)
+        width = max(dims)
+        self.proj = nn.ModuleList(nn.Linear(d, width) for d in dims)
+        self.head = nn.Linear(width, num_outputs)
+
+    def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        u = [p(f) for p, f in zip(self.proj, feats)]
+        total, others = torch.stack(u).sum(dim=0), len(u) - 1
+        return self.head(torch.stack([um * torch.sigmoid((total - um) / others) for um in u]).sum(dim=0))
+
+
+class CrossAttentionFusion(MixingFusion):
+    fusion_name = "cross_attention"
+
+    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+        super().__init__(dims)
+        width = max(dims)
+        self.proj = nn.ModuleList(nn.Linear(d, width) for d in dims)
+        self.attention = nn.MultiheadAttention(width, num_heads=1, batch_first=True)
+        self.head = nn.Linear(width * len(dims), num_outputs)
+
+    def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        tokens = torch.stack([p(f) for p, f in zip(self.proj, feats)], dim=1)  # (B, k, width)
+        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return self.head((tokens + attended).flatten(1))
+
+
 FUSIONS: dict[str, Callable[[Sequence[int], int], nn.Module]] = {
     "late": LateFusion,
     "sum": SumFusion,
     "concat": ConcatFusion,
+    "shared": SharedHeadFusion,
+    "shared_entropy": partial(SharedHeadFusion, weighting="entropy"),
+    "film": FiLMFusion,
+    "gated": GatedFusion,
+    "cross_attention": CrossAttentionFusion,
 }
 
 
