@@ -309,17 +309,16 @@ def toy_run(tmp_path_factory):
     """A small dataset with trained teachers and their score cache, shared by the integration tests."""
     tmp = tmp_path_factory.mktemp("methods")
     h5 = write_toy_dataset(tmp / "toy.h5", n={"train": 24, "val": 8, "test": 8})
-    params = toy_params(teacher={"epochs": 1}, tau1=1, tau2=2)
+    params = toy_params(teacher={"epochs": 1}, tau1=1, tau2=1)
     train_teachers.run(params, "toy", 0, h5, tmp / "teachers", tmp / "resume")
     score.run(params, h5, tmp / "teachers", tmp / "scores.h5", tmp / "tm.json", tmp / "c.png")
     return params, tmp, h5
 
 
-def run_method(toy_run, name: str, **overrides) -> list[dict]:
+def run_method(toy_run, name: str) -> list[dict]:
     params, tmp, h5 = toy_run
-    p = toy_params(teacher={"epochs": 1}, tau1=1, tau2=2, **overrides) if overrides else params
     out = tmp / name
-    train_student.run(p, "toy", name, 0, h5, tmp / "scores.h5", tmp / "teachers", out / "student.pt",
+    train_student.run(params, "toy", name, 0, h5, tmp / "scores.h5", tmp / "teachers", out / "student.pt",
                       out / "log.json", out / "resume")
     return json.loads((out / "log.json").read_text())
 
@@ -334,7 +333,7 @@ def run_method(toy_run, name: str, **overrides) -> list[dict]:
 ])
 def test_method_trains_in_the_engine(toy_run, name, logged):
     log = run_method(toy_run, name)
-    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert [r["epoch"] for r in log] == [1, 2]
     assert set(logged) <= set(log[0])
     assert log[-1]["loss"] < log[0]["loss"]
     if name == "ogm_ge":
