@@ -24,8 +24,9 @@ from typing import Any, Mapping
 import torch
 
 from g2d.config.params import AGMParams
-from g2d.methods.base import Method
+from g2d.methods.base import Method, mean_of_others
 from g2d.methods.losses import task_loss
+from g2d.methods.smp import gate_gradients
 from g2d.models.student import MultimodalStudent, StudentOutput
 from g2d.training.data import Batch
 
@@ -34,11 +35,7 @@ MAX_EXPONENT = 10.0
 
 def discrepancy_ratios(scores: Mapping[str, float]) -> dict[str, float]:
     """r_m = exp(mean of the other modalities' scores - s_m): above 1 when m fits better than the rest."""
-    out = {}
-    for m, s in scores.items():
-        others = [v for j, v in scores.items() if j != m]
-        out[m] = math.exp(min(sum(others) / len(others) - s, MAX_EXPONENT))
-    return out
+    return {m: math.exp(min(ref - scores[m], MAX_EXPONENT)) for m, ref in mean_of_others(scores).items()}
 
 
 def agm_coefficients(scores: Mapping[str, float], running: Mapping[str, float], alpha: float) -> dict[str, float]:
@@ -75,10 +72,7 @@ class AGM(Method):
     def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int, out: StudentOutput) -> dict[str, float]:
         scores = mono_modal_scores(model, batch, self.task)
         coeffs = agm_coefficients(scores, self.running, self.options.alpha)
-        for m in self.modalities:
-            for p in model.encoder_parameters(m):
-                if p.grad is not None:
-                    p.grad.mul_(coeffs[m])
+        gate_gradients({m: model.encoder_parameters(m) for m in self.modalities}, coeffs)
         self.steps += 1
         self.running = {m: self.running[m] + (scores[m] - self.running[m]) / self.steps for m in self.modalities}
         logs = {f"agm_score_{m}": scores[m] for m in self.modalities}

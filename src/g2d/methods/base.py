@@ -18,6 +18,13 @@ from g2d.models.student import MultimodalStudent, StudentOutput
 from g2d.training.data import Batch
 
 
+def mean_of_others(values: Mapping[str, float]) -> dict[str, float]:
+    """For each modality, the mean of the other modalities' values: the reference that two-modality
+    rules (OGM-GE, AGM) compare a modality with, which for k = 2 is simply the other modality."""
+    total, k = sum(values.values()), len(values)
+    return {m: (total - v) / (k - 1) for m, v in values.items()}
+
+
 class Method:
     """Joint training: the task loss on the fused output, every encoder updated every step."""
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from g2d.config.params import OGMGEParams
-from g2d.methods.base import Method
+from g2d.methods.base import Method, mean_of_others
 from g2d.methods.confidence import sample_confidence
 from g2d.models.student import MultimodalStudent, StudentOutput
 from g2d.training.data import Batch
@@ -35,10 +35,8 @@ def ogm_scores(logits: Mapping[str, torch.Tensor], target: torch.Tensor, task: s
 def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> dict[str, float]:
     """k_m = 1 - tanh(alpha * r_m) where r_m = s_m / mean of the others' scores exceeds 1, else 1."""
     out = {}
-    for m, s in scores.items():
-        others = [v for j, v in scores.items() if j != m]
-        ref = sum(others) / len(others)
-        ratio = s / ref if ref > 0 else math.inf
+    for m, ref in mean_of_others(scores).items():
+        ratio = scores[m] / ref if ref > 0 else math.inf
         out[m] = 1.0 - math.tanh(alpha * ratio) if ratio > 1 else 1.0
     return out
 

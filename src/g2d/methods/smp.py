@@ -77,8 +77,9 @@ def kappa(epoch: int, taus: Sequence[int], ranking: Sequence[str], rho: Mapping[
 
 
 def gate_gradients(groups: Mapping[str, Iterable[torch.nn.Parameter]], coefficients: Mapping[str, float],
-                   mode: str) -> None:
-    """Apply kappa to each modality's encoder gradients, in place, before the optimizer step."""
+                   mode: str = "zero_grad") -> None:
+    """Multiply each modality's encoder gradients by its coefficient (SMP's kappa, AGM's), in place,
+    before the optimizer step; under `freeze` a coefficient of 0 removes the gradients instead."""
     for modality, params in groups.items():
         k = coefficients[modality]
         if k == 1.0:
