@@ -55,4 +55,4 @@ def stage_params(name):
 # Raw data the pipeline does not generate must exist before anything runs; say what is expected.
 for _name, _ds in PARAMS.datasets.items():
     if _ds.raw_dir != pipeline.RAW_DEMO:
-        get_source(_ds.source).check_raw(Path(_ds.raw_dir))
+        get_source(_ds.source).check_raw(Path(_ds.raw_dir), _ds.preprocess)

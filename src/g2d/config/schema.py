@@ -90,6 +90,8 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected true or false, got {_show(value)}")
         return value
     if tp is int:
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # snakemake --config seeds=[0]
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {_show(value)}")
         return value

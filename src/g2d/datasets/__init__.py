@@ -4,7 +4,7 @@ A source module exposes:
   - `Params`: a frozen dataclass of its preprocessing knobs (the `datasets.<name>.preprocess`
     section of params.yaml), parsed with `g2d.config.schema.parse`;
   - `MODALITIES`: the modality names it writes, in model order;
-  - `check_raw(raw_dir)`: raise `RawDataError` describing the expected layout if it is absent;
+  - `check_raw(raw_dir, params)`: raise `RawDataError` describing the expected layout if it is absent;
   - `preprocess(dataset, raw_dir, params, out_path, report_path, workers)`: write the HDF5
     file and a JSON report of what was skipped.
 Add a source by writing a module and naming it in `SOURCES`.
@@ -16,6 +16,7 @@ import importlib
 from types import ModuleType
 
 SOURCES: dict[str, str] = {
+    "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
 }
 

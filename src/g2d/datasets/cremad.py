@@ -7,24 +7,21 @@ resized to a square so that augmentation (random resized crop, flip) can happen 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import functools
-import itertools
-import multiprocessing
 import re
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
+from g2d.datasets.parallel import ordered_map
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.atomic import write_json
 from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
@@ -43,11 +40,7 @@ LAYOUT = """expected CREMA-D layout:
     processedResults/summaryTable.csv                    (optional, not needed)
 Get CREMA-D from https://github.com/CheyneyComputerScience/CREMA-D (its files are in Git LFS: run
 `git lfs pull`), or write the synthetic stand-in with g2d.datasets.demo.generate."""
-WINDOW_PER_WORKER = 4
 SHOWN_SKIPS = 5
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -175,8 +168,11 @@ def parse_clip(name: str) -> Clip:
     return Clip(name=name, **match.groupdict())
 
 
-def check_raw(raw_dir: str | Path) -> None:
-    """Raise RawDataError showing the expected tree unless audio and video folders hold files."""
+def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
+    """Raise RawDataError showing the expected tree unless audio and video folders hold files.
+
+    `params` is unused: the CREMA-D layout is fixed.
+    """
     root = Path(raw_dir)
     layout = LAYOUT.format(raw_dir=root)
     if not root.is_dir():
@@ -316,29 +312,6 @@ def preprocessing_record(params: Params) -> dict[str, Any]:
     return {"source": SOURCE, **record}
 
 
-def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
-    """fn over items in input order; in `workers` processes with a bounded look-ahead when workers > 1.
-
-    Results come back in order whatever the worker count, so the output file does not depend on
-    it, and at most WINDOW_PER_WORKER results per worker wait in memory. Workers are forked where
-    the platform allows, because spawned ones re-run the caller's main module, which breaks
-    scripts without an `if __name__ == "__main__"` guard.
-    """
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_single_threaded_opencv) as pool:
-        pending: collections.deque[Future[R]] = collections.deque()
-        feed = iter(items)
-        pending.extend(pool.submit(fn, item) for item in itertools.islice(feed, workers * WINDOW_PER_WORKER))
-        while pending:
-            result = pending.popleft().result()
-            pending.extend(pool.submit(fn, item) for item in itertools.islice(feed, 1))
-            yield result
-
-
 def build_report(dataset: str, root: Path, params: Params, found: int, counts: dict[str, int],
                  skipped: Sequence[Skipped], split_notes: dict[str, Any]) -> dict[str, Any]:
     """The JSON report: what was found, written and skipped, and with which params."""
@@ -371,13 +344,6 @@ def check_report(dataset: str, report: dict[str, Any], report_path: str | Path) 
     if empty:
         raise RawDataError(f"splits {empty} of {dataset} have no usable clip (see {report_path}); "
                            f"add data or change datasets.{dataset}.preprocess.split")
-
-
-def _single_threaded_opencv() -> None:
-    """Parallelism comes from the worker processes; OpenCV's own thread pool would oversubscribe."""
-    import cv2
-
-    cv2.setNumThreads(1)
 
 
 def _video_files(root: Path) -> dict[str, Path]:

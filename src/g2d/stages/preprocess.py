@@ -15,6 +15,6 @@ def run(params: Params, dataset: str, out_path: Path, report_path: Path, workers
     cfg = params.datasets[dataset]
     source = get_source(cfg.source)
     raw_dir = Path(cfg.raw_dir)
-    source.check_raw(raw_dir)
+    source.check_raw(raw_dir, cfg.preprocess)
     n_workers = workers if workers is not None else cfg.preprocess.workers
     source.preprocess(dataset, raw_dir, cfg.preprocess, out_path, report_path, n_workers)

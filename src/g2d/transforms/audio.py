@@ -78,3 +78,35 @@ def log_spectrogram(wave: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray
 def spectrogram_shape(n_samples: int, n_fft: int, hop_length: int) -> tuple[int, int]:
     """Shape `log_spectrogram` gives for `n_samples` samples (librosa centres frames)."""
     return 1 + n_fft // 2, 1 + n_samples // hop_length
+
+
+def centre_fit(wave: np.ndarray, n_samples: int) -> tuple[np.ndarray, slice]:
+    """Place the wave in the middle of `n_samples` of silence, or crop its middle if longer.
+
+    Returns the window and where the wave's samples lie in it (for measuring their power).
+    """
+    if wave.shape[0] >= n_samples:
+        start = (wave.shape[0] - n_samples) // 2
+        return wave[start:start + n_samples].copy(), slice(0, n_samples)
+    out = np.zeros(n_samples, dtype=wave.dtype)
+    start = (n_samples - wave.shape[0]) // 2
+    out[start:start + wave.shape[0]] = wave
+    return out, slice(start, start + wave.shape[0])
+
+
+def log_mel_spectrogram(wave: np.ndarray, sample_rate: int, n_fft: int, n_mels: int, frames: int) -> np.ndarray:
+    """log(mel power + 1e-7) with `n_mels` bands and exactly `frames` frames: shape (n_mels, frames).
+
+    The hop is chosen so the wave spans `frames` centred frames (AV-MNIST's square 112 x 112).
+    """
+    import librosa
+
+    if frames < 2:
+        raise ValueError(f"need at least 2 frames, got {frames}")
+    hop = max(1, wave.shape[0] // (frames - 1))
+    mel = librosa.feature.melspectrogram(y=wave.astype(np.float32), sr=sample_rate, n_fft=n_fft,
+                                         hop_length=hop, n_mels=n_mels, power=2.0)
+    mel = mel[:, :frames]
+    if mel.shape[1] < frames:
+        mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")
+    return np.log(mel + LOG_EPS).astype(np.float32)
