@@ -17,10 +17,28 @@ from g2d.config.schema import ConfigError
 from g2d.datasets import RawDataError
 
 
-def _path(template: str, args: argparse.Namespace) -> Path:
-    """A stage file's path for this command's dataset/seed/method (see g2d.pipeline)."""
-    values = {k: getattr(args, k) for k in ("dataset", "seed", "method") if hasattr(args, k)}
-    return Path(pipeline.fill(template, **values))
+def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> Path:
+    """A stage file's path for this command's dataset/seed/method (see g2d.pipeline); with --ablation,
+    a student file of that variant; with `root`, variant files go under `root` instead of their
+    ablation's folder (the temporary folder that `ablate` swaps into place)."""
+    values = {k: getattr(args, k) for k in ("dataset", "seed", "method", "ablation", "variant")
+              if getattr(args, k, None) is not None}
+    if "ablation" in values and template in VARIANT_FILES:
+        template = pipeline.in_variant(template)
+    path = Path(pipeline.fill(template, **values))
+    if root is not None:
+        path = root / path.relative_to(pipeline.fill(pipeline.ABLATION, **values))
+    return path
+
+
+VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)
+
+
+def _run_params(params: Params, args: argparse.Namespace) -> Params:
+    """The params of this run: the base ones, or an ablation variant's (--ablation with --variant)."""
+    if (args.ablation is None) != (args.variant is None):
+        raise ConfigError("--ablation and --variant go together: name both for a variant run, or neither")
+    return params if args.ablation is None else params.variant(args.ablation, args.variant)
 
 
 def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
@@ -51,21 +69,40 @@ def cmd_score(params: Params, args: argparse.Namespace) -> None:
               _path(pipeline.TEACHER_METRICS, args), _path(pipeline.TEACHER_PLOT, args))
 
 
-def cmd_train_student(params: Params, args: argparse.Namespace) -> None:
+def cmd_train_student(params: Params, args: argparse.Namespace, root: Path | None = None) -> None:
     from g2d.stages import train_student
 
-    train_student.run(params, args.dataset, args.method, args.seed, _path(pipeline.PROCESSED, args),
-                      _path(pipeline.SCORES, args), _path(pipeline.TEACHERS, args), _path(pipeline.STUDENT, args),
-                      _path(pipeline.STUDENT_LOG, args), _path(pipeline.RESUME, args))
+    train_student.run(_run_params(params, args), args.dataset, args.method, args.seed,
+                      _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args), _path(pipeline.TEACHERS, args),
+                      _path(pipeline.STUDENT, args, root), _path(pipeline.STUDENT_LOG, args, root),
+                      _path(pipeline.RESUME, args))
 
 
-def cmd_evaluate(params: Params, args: argparse.Namespace) -> None:
+def cmd_evaluate(params: Params, args: argparse.Namespace, root: Path | None = None) -> None:
     from g2d.stages import evaluate
 
-    result = evaluate.run(params, _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args),
-                          _path(pipeline.STUDENT, args), _path(pipeline.EVAL, args))
+    result = evaluate.run(_run_params(params, args), _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args),
+                          _path(pipeline.STUDENT, args, root), _path(pipeline.EVAL, args, root))
     fused = result["test"]["fused"]
-    print(f"{args.dataset}/seed{args.seed}/{args.method}: test " + ", ".join(f"{k}={v:.4f}" for k, v in fused.items()))
+    name = "/".join(str(getattr(args, k)) for k in ("ablation", "variant") if getattr(args, k) is not None)
+    print(f"{args.dataset}/seed{args.seed}/{name + '/' if name else ''}{args.method}: test "
+          + ", ".join(f"{k}={v:.4f}" for k, v in fused.items()))
+
+
+def cmd_ablate(params: Params, args: argparse.Namespace) -> None:
+    """Every variant x method of one ablation, trained and evaluated like train-student + evaluate."""
+    from g2d.io.atomic_dir import atomic_dir
+
+    if args.ablation not in params.ablations:
+        raise ConfigError(f"--ablation: {args.ablation!r} is not in params' ablations "
+                          f"({', '.join(params.ablations) or 'none defined'})")
+    ablation = params.ablations[args.ablation]
+    with atomic_dir(_path(pipeline.ABLATION, args)) as tmp:
+        for variant in ablation.overrides():
+            for method in ablation.methods:
+                run = argparse.Namespace(**{**vars(args), "variant": variant, "method": method})
+                cmd_train_student(params, run, tmp)
+                cmd_evaluate(params, run, tmp)
 
 
 def cmd_report(params: Params, args: argparse.Namespace) -> None:
@@ -87,7 +124,9 @@ def cmd_preset(params: Params, args: argparse.Namespace) -> None:
 
 def cmd_check(params: Params, args: argparse.Namespace) -> None:
     print(f"params OK: datasets {', '.join(params.datasets)}; methods {', '.join(params.methods)}; "
-          f"seeds {', '.join(map(str, params.seeds))}")
+          f"seeds {', '.join(map(str, params.seeds))}; ablations "
+          + ("; ".join(f"{name} ({', '.join(a.overrides())} x {', '.join(a.methods)})"
+                       for name, a in params.ablations.items()) or "none"))
 
 
 COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
@@ -98,6 +137,7 @@ COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tup
     "train-student": (cmd_train_student, "train the multimodal student with one method",
                       ("dataset", "seed", "method")),
     "evaluate": (cmd_evaluate, "test metrics of a trained student", ("dataset", "seed", "method")),
+    "ablate": (cmd_ablate, "train and evaluate every variant x method of one ablation", ("dataset", "seed", "ablation")),
     "report": (cmd_report, "tables, figures and curves over every run", ()),
     "check": (cmd_check, "validate params and exit", ()),
     "preset": (cmd_preset, "merge a preset file (e.g. config/presets/paper.yaml) into params.yaml", ("preset",)),
@@ -121,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", required=True, type=int, help="one of `seeds` in params.yaml")
         if "method" in options:
             p.add_argument("--method", required=True, help="one of `methods` in params.yaml")
+            p.add_argument("--ablation", default=None, help="run a variant of this ablation (with --variant)")
+            p.add_argument("--variant", default=None, help="the variant of --ablation whose overrides apply")
+        if "ablation" in options:
+            p.add_argument("--ablation", required=True, help="a key of `ablations` in params.yaml")
         if "workers" in options:
             p.add_argument("--workers", type=int, default=None, help="worker processes (default: from params)")
         if "preset" in options:

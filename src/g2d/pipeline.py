@@ -2,7 +2,9 @@
 
 Snakemake's rules (workflow/rules/*.smk) take their paths and params from here, and a test checks
 that dvc.yaml declares the same stages, outputs and params, so the two front ends cannot drift.
-Paths are relative to the project root and use {dataset}, {seed} and {method} placeholders.
+Paths are relative to the project root and use {dataset}, {seed}, {method}, {ablation} and {variant}
+placeholders. An ablation is one job per dataset x seed x ablation (DVC's templating cannot expand a
+product whose factors depend on the ablation), which trains and evaluates each variant x method.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ STUDENT = RUN + "/{method}/student.pt"
 STUDENT_LOG = RUN + "/{method}/log.json"
 EVAL = RUN + "/{method}/metrics.json"
 RESUME = RUN + "/resume"
+ABLATION = RUN + "/ablations/{ablation}"
+VARIANT_RESUME = RESUME + "/ablations/{ablation}/{variant}"  # outside ABLATION: a failed job's outputs are removed
 REPORT = "reports/report.md"
 SUMMARY = "reports/summary.json"
 FIGURES = "reports/figures"
@@ -39,6 +43,9 @@ CURVES = "reports/curves"
 
 METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
+
+STUDENT_PARAMS = ("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
+                  "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", *OPTIM)
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate_demo", outs=(RAW_DEMO,), params=("demo",)),
@@ -49,13 +56,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("score", wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS),
           outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=("eval_batch_size", "device")),
     Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
-          outs=(STUDENT, STUDENT_LOG),
-          params=("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
-                  "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", *OPTIM)),
+          outs=(STUDENT, STUDENT_LOG), params=STUDENT_PARAMS),
     Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),
           outs=(), metrics=(EVAL,), params=("eval_batch_size", "device")),
+    Stage("ablate", wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS),
+          outs=(ABLATION,), params=(*STUDENT_PARAMS, "ablations.{ablation}")),
     Stage("report", deps=("runs",), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),
-          params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3")),
+          params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations")),
 )
 
 
@@ -69,3 +76,13 @@ def stage(name: str) -> Stage:
 def fill(template: str, **values: object) -> str:
     """Fill a path template's placeholders."""
     return template.format(**values)
+
+
+def in_variant(template: str) -> str:
+    """A student file (STUDENT, STUDENT_LOG, EVAL) of an ablation variant: the same name under
+    runs/{dataset}/seed{seed}/ablations/{ablation}/{variant}/{method}/; RESUME maps to VARIANT_RESUME."""
+    if template == RESUME:
+        return VARIANT_RESUME
+    if not template.startswith(RUN + "/{method}/"):
+        raise ValueError(f"{template}: not a per-method student file")
+    return ABLATION + "/{variant}" + template[len(RUN):]

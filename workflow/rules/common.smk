@@ -25,6 +25,7 @@ G2D = f"g2d --params {PARAMS_FILE}"
 DATASETS = list(PARAMS.datasets)
 SEEDS = list(PARAMS.seeds)
 METHODS = list(PARAMS.methods)
+ABLATIONS = list(PARAMS.ablations)
 ENV = "../envs/g2d.yaml"
 
 
@@ -32,6 +33,7 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_]+",
     seed="[0-9]+",
     method="[A-Za-z0-9_]+",
+    ablation="[A-Za-z0-9_]+",
 
 
 def _lookup(key):

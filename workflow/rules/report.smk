@@ -8,6 +8,7 @@ rule report:
         expand(pipeline.EVAL, dataset=DATASETS, seed=SEEDS, method=METHODS),
         expand(pipeline.STUDENT_LOG, dataset=DATASETS, seed=SEEDS, method=METHODS),
         expand(pipeline.TEACHERS, dataset=DATASETS, seed=SEEDS),
+        expand(pipeline.ABLATION, dataset=DATASETS, seed=SEEDS, ablation=ABLATIONS),
     output:
         pipeline.REPORT,
         pipeline.SUMMARY,

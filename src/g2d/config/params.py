@@ -7,14 +7,17 @@ YAML themselves. Overlay files (a preset, Snakemake's --configfile) are deep-mer
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, TypeVar, get_type_hints
 
 import yaml
 
-from g2d.config.schema import ConfigError, parse, require
+from g2d.config.schema import ConfigError, coerce, parse, require
+
+T = TypeVar("T")
 
 TAU_KEY = re.compile(r"^tau([1-9][0-9]*)$")
 
@@ -106,6 +109,61 @@ class AGMParams:
         require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
 
 
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclass(frozen=True)
+class AblationParams:
+    """One ablation (paper Tables 4-7): `methods` retrained under each variant, a variant being the base
+    params with the student keys `over` set to one entry of `values`; the report gives it one table."""
+
+    over: str | tuple[str, ...]
+    values: tuple[Any, ...]
+    methods: tuple[str, ...]
+    names: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.over,) if isinstance(self.over, str) else self.over
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """Variant name -> {dotted key: value}; names are `names` or derived from the values (2-4 for [2, 4])."""
+        return {name: dict(zip(self.keys, value if len(self.keys) > 1 else (value,)))
+                for name, value in zip(self.names or [_variant_name(v) for v in self.values], self.values)}
+
+    def validate(self, where: str) -> None:
+        from g2d.methods import METHODS
+
+        require(len(self.keys) > 0, f"{where}.over", "name at least one student param, e.g. fusion")
+        require(len(self.values) > 0, f"{where}.values", "give at least one value (one per variant)")
+        require(len(self.methods) > 0, f"{where}.methods", f"name at least one of {', '.join(METHODS)}")
+        for i, method in enumerate(self.methods):
+            require(method in METHODS, f"{where}.methods[{i}]",
+                    f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        for i, value in enumerate(self.values):
+            if len(self.keys) > 1:
+                require(isinstance(value, (list, tuple)) and len(value) == len(self.keys), f"{where}.values[{i}]",
+                        f"expected a list of {len(self.keys)} values, one per key of `over` {list(self.keys)}")
+        if self.names:
+            require(len(self.names) == len(self.values), f"{where}.names",
+                    f"give one name per value ({len(self.values)}), or leave names out")
+        names = self.names or [_variant_name(v) for v in self.values]
+        for i, name in enumerate(names):
+            require(VARIANT_NAME.match(name) is not None, f"{where}.{'names' if self.names else 'values'}[{i}]",
+                    f"variant name {name!r} is not a file name (letters, digits, _ . + -): set `names`")
+        require(len(set(names)) == len(names), f"{where}.names" if self.names else f"{where}.values",
+                f"variant names must be distinct, got {names}")
+
+
+def _variant_name(value: Any) -> str:
+    """A variant's name from its value: late, 0.5, true, 2-4 (lists joined by -)."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(_variant_name(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 @dataclass(frozen=True)
 class DatasetParams:
     """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
@@ -147,6 +205,7 @@ class Params:
     teacher_cache: bool = True
     device: str = "auto"
     demo: Any = None
+    ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
 
     def taus(self, k: int) -> tuple[int, ...]:
@@ -156,7 +215,25 @@ class Params:
             raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
         return all_taus[:k]
 
+    def variant(self, ablation: str, variant: str) -> "Params":
+        """These params with one ablation variant's overrides applied (the only place they are applied)."""
+        require(ablation in self.ablations, f"ablations.{ablation}",
+                f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}")
+        variants = self.ablations[ablation].overrides()
+        require(variant in variants, f"ablations.{ablation}",
+                f"unknown variant {variant!r}; its variants: {', '.join(variants)}")
+        out = self
+        for key, value in variants[variant].items():
+            out = override(out, key, value)
+        out.validate_knobs()
+        return out
+
     def validate(self, where: str) -> None:
+        self.validate_knobs()
+        self.validate_ablations()
+
+    def validate_knobs(self) -> None:
+        """Everything but the ablations section (a variant re-checks these after its overrides)."""
         from g2d.datasets import SOURCES
         from g2d.methods import METHODS
         from g2d.models.encoders import ENCODERS
@@ -192,6 +269,50 @@ class Params:
             for modality, enc in ds.encoders.items():
                 require(enc in ENCODERS, f"{key}.encoders.{modality}",
                         f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
+
+    def validate_ablations(self) -> None:
+        """Names are file names, `over` names student keys only, and every variant's params validate."""
+        allowed = student_keys()
+        for name, ablation in self.ablations.items():
+            require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, f"ablations.{name}",
+                    "ablation names may use letters, digits and _ only (they become file and stage names)")
+            for i, key in enumerate(ablation.keys):
+                over = f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str) else "")
+                require(key.split(".")[0] in allowed, over,
+                        f"{key!r} is not a student param (teachers and scores are shared by every variant); "
+                        f"choose from {', '.join(allowed)} or a key inside one of them")
+            for i, variant in enumerate(ablation.overrides()):
+                try:
+                    self.variant(name, variant)
+                except ConfigError as exc:
+                    raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
+
+
+def student_keys() -> tuple[str, ...]:
+    """The top-level params a student run reads and an ablation may vary (g2d.pipeline's train_student)."""
+    from g2d import pipeline
+
+    return tuple(k for k in pipeline.stage("train_student").params if "{" not in k)
+
+
+def override(section: T, key: str, value: Any, where: str = "") -> T:
+    """`section` (at dotted path `where`) with dotted `key` set to `value`, type-checked and re-validated
+    as params.yaml itself is; errors name the full key."""
+    head, _, rest = key.partition(".")
+    full = f"{where}.{head}" if where else head
+    fields = {f.name for f in dataclasses.fields(section) if not f.metadata.get("internal")}  # type: ignore[arg-type]
+    require(head in fields, full, f"unknown key; allowed keys here: {', '.join(sorted(fields))}")
+    current = getattr(section, head)
+    if rest:
+        require(dataclasses.is_dataclass(current), full, f"has no keys inside it, so {key!r} cannot be set")
+        new = override(current, rest, value, full)
+    else:
+        new = coerce(get_type_hints(type(section))[head], value, full)
+    out = dataclasses.replace(section, **{head: new})  # type: ignore[type-var]
+    check = getattr(out, "validate", None)
+    if callable(check) and not isinstance(out, Params):
+        check(where)
+    return out
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:

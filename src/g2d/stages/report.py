@@ -3,7 +3,8 @@
 Writes a markdown report with a Table-1-style comparison (teachers, then each method; fused and
 per-modality rows; mean +- std over seeds), the weak modality's confidence ratio (Figure 6) and
 feature alignment (Figure 5); `summary.json` for `dvc metrics show`; PNG figures; and per-epoch
-curves for `dvc plots show` (train/val metric and the encoder's SMP coefficient kappa).
+curves for `dvc plots show` (train/val metric and the encoder's gradient coefficient: SMP's kappa,
+OGM-GE's or AGM's). Each ablation in params gets a table (paper Tables 4-7) and a summary.json entry.
 """
 
 from __future__ import annotations
@@ -36,28 +37,70 @@ def _fmt(stat: dict[str, Any], scale: float) -> str:
     return f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
 
 
+def aggregate(runs: Sequence[dict[str, Any]], modalities: Sequence[str], metric_names: Sequence[str]) -> dict[str, Any]:
+    """One run's evaluate output over seeds: each output's metrics, confidence ratio, alignment, best epoch."""
+    entry: dict[str, Any] = {output: {k: mean_std([r["test"][output][k] for r in runs]) for k in metric_names}
+                             for output in ["fused", *modalities]}
+    for key in ("confidence_ratio", "feature_alignment"):
+        entry[key] = {m: mean_std([r[key][m] for r in runs]) for m in modalities}
+    entry["best_epoch"] = mean_std([r["best_epoch"] for r in runs])
+    return entry
+
+
 def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
-    """Per-seed metrics of teachers and students of one dataset, aggregated over seeds."""
+    """Per-seed metrics of teachers, students and ablation runs of one dataset, aggregated over seeds."""
     runs = {s: {m: _read(root / pipeline.fill(pipeline.EVAL, dataset=dataset, seed=s, method=m))
                 for m in params.methods} for s in params.seeds}
     first = runs[params.seeds[0]][params.methods[0]]
     modalities = [k for k in first["test"] if k != "fused"]
     metric_names = list(first["test"]["fused"])
     out: dict[str, Any] = {"modalities": modalities, "metrics": metric_names, "weak_modality": first["weak_modality"],
-                           "teachers": {}, "methods": {}}
+                           "teachers": {}, "methods": {}, "ablations": {}}
     for m in modalities:
         out["teachers"][m] = {k: mean_std([runs[s][params.methods[0]]["teacher"][m][k] for s in params.seeds])
                               for k in metric_names}
     for method in params.methods:
-        entry: dict[str, Any] = {}
-        for output in ["fused", *modalities]:
-            entry[output] = {k: mean_std([runs[s][method]["test"][output][k] for s in params.seeds])
-                             for k in metric_names}
-        for key in ("confidence_ratio", "feature_alignment"):
-            entry[key] = {m: mean_std([runs[s][method][key][m] for s in params.seeds]) for m in modalities}
-        entry["best_epoch"] = mean_std([runs[s][method]["best_epoch"] for s in params.seeds])
-        out["methods"][method] = entry
+        out["methods"][method] = aggregate([runs[s][method] for s in params.seeds], modalities, metric_names)
+    variant_eval = pipeline.in_variant(pipeline.EVAL)
+    for name, ablation in params.ablations.items():
+        variants: dict[str, Any] = {}
+        for variant, overrides in ablation.overrides().items():
+            values = ", ".join(map(str, overrides.values()))
+            label = values if len(overrides) == 1 else f"({values})"
+            per_method = {}
+            for method in ablation.methods:
+                evals = [_read(root / pipeline.fill(variant_eval, dataset=dataset, seed=s, ablation=name,
+                                                    variant=variant, method=method)) for s in params.seeds]
+                per_method[method] = aggregate(evals, modalities, metric_names)
+            variants[variant] = {"overrides": overrides, "label": f"{variant}: {label}" if ablation.names else label,
+                                 "methods": per_method}
+        out["ablations"][name] = {"over": list(ablation.keys), "variants": variants}
     return out
+
+
+def ablation_table(summary: dict[str, Any], name: str, metric: str, scale: float) -> str:
+    """One ablation as the paper lays Tables 4-7 out: a row per method x variant, columns the fused
+    output and each modality's encoder."""
+    ablation = summary["ablations"][name]
+    mods = summary["modalities"]
+    keys = ablation["over"]
+    head = ["method", keys[0] if len(keys) == 1 else f"({', '.join(keys)})", "Multi (fused)", *mods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    methods = list(next(iter(ablation["variants"].values()))["methods"])
+    for method in methods:
+        for variant, v in ablation["variants"].items():
+            cells = [_fmt(v["methods"][method][o][metric], scale) for o in ["fused", *mods]]
+            lines.append("| " + " | ".join([method, v["label"], *cells]) + " |")
+    return "\n".join(lines)
+
+
+def coefficient(record: dict[str, Any], output: str) -> float:
+    """The gradient coefficient of an output's encoder in one epoch: SMP's kappa, OGM-GE's or AGM's
+    (whichever the method logs; 1.0 for the fused output and for methods that do not modulate)."""
+    for prefix in ("kappa", "ogm_coeff", "agm_coeff"):
+        if f"{prefix}_{output}" in record:
+            return float(record[f"{prefix}_{output}"])
+    return 1.0
 
 
 def table(summary: dict[str, Any], metric: str, scale: float) -> str:
@@ -104,6 +147,10 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
                                 + " | ".join(_fmt(e["feature_alignment"][m], 1) for m in s["modalities"]) + " |")
             sections.append("")
             main_metric = s["metrics"][0]
+            main_scale = scale if main_metric in ("accuracy", "macro_f1") else 1.0
+            for name in s["ablations"]:
+                sections += [f"### Ablation {name}: test {main_metric}{unit if main_scale != 1.0 else ''}", "",
+                             ablation_table(s, name, main_metric, main_scale), ""]
             bars = {f"T^{m}": {m: (t[main_metric]["mean"], t[main_metric]["std"])}
                     for m, t in s["teachers"].items()}
             for method, e in s["methods"].items():
@@ -129,7 +176,7 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
                     suffix = "" if output == "fused" else f"_{output}"
                     records = [{"epoch": r["epoch"], "train": r[f"train_{metric}{suffix}"],
                                 "val": r[f"val_{metric}{suffix}"],
-                                "kappa": r.get(f"kappa{suffix}", 1.0) if output != "fused" else 1.0}
+                                "coeff": coefficient(r, output)}
                                for r in history]
                     write_json(curve_tmp / dataset / method / f"{output}_{metric}.json", records)
     write_json(summary_path, summary)
