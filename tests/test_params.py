@@ -8,6 +8,7 @@ import yaml
 
 from g2d.config.params import deep_merge, load_params, params_from_dict
 from g2d.config.schema import ConfigError
+from g2d.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -89,3 +90,64 @@ def test_bad_yaml_file_is_named(tmp_path):
     bad.write_text("tau1: [unclosed\n")
     with pytest.raises(ConfigError, match="p.yaml: not valid YAML"):
         load_params([bad])
+
+
+def ablation(**spec):
+    return {"ablations": {"abl": {"over": "fusion", "values": ["late", "concat"], "methods": ["g2d"], **spec}}}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"over": "teacher.epochs"}, r"ablations.abl.over: 'teacher.epochs' is not a student param .*choose from .*fusion"),
+    ({"over": ["tau1", "seeds"], "values": [[1, 2]]}, r"ablations.abl.over\[1\]: 'seeds' is not a student param"),
+    ({"values": ["late", "tensor"]}, r"ablations.abl.values\[1\]: fusion: unknown fusion 'tensor'; choose from late"),
+    ({"over": "smp.suppression", "values": ["soft"]},
+     r"ablations.abl.values\[0\]: smp.suppression: 'soft' is not allowed; choose one of zero_grad"),
+    ({"over": "smp.bogus", "values": [1]}, r"ablations.abl.values\[0\]: smp.bogus: unknown key; allowed keys here: ranking"),
+    ({"over": "ogm_ge.alpha", "values": [-1]}, r"ablations.abl.values\[0\]: ogm_ge.alpha: must be non-negative"),
+    ({"over": "fusion.kind", "values": [1]}, r"ablations.abl.values\[0\]: fusion: has no keys inside it"),
+    ({"over": ["tau1", "tau2"], "values": [[1, 2], [3]]}, r"ablations.abl.values\[1\]: expected a list of 2 values"),
+    ({"over": ["tau1", "tau2"], "values": [[0, 0]]}, r"ablations.abl.values\[0\]: tau1: tau1 \+ tau2 must be positive"),
+    ({"values": ["late", "late"]}, r"ablations.abl.values: variant names must be distinct"),
+    ({"names": ["a"]}, r"ablations.abl.names: give one name per value \(2\)"),
+    ({"names": ["a b", "c"]}, r"ablations.abl.names\[0\]: variant name 'a b' is not a file name"),
+    ({"methods": ["g2d", "magic"]}, r"ablations.abl.methods\[1\]: unknown method 'magic'"),
+    ({"methods": []}, r"ablations.abl.methods: name at least one"),
+    ({"values": []}, r"ablations.abl.values: give at least one value"),
+    ({"bogus": 1}, r"ablations.abl.bogus: unknown key; allowed keys here: methods, names, over, values"),
+])
+def test_ablation_errors_name_the_key(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(deep_merge(BASE, ablation(**spec)))
+
+
+def test_ablation_names_must_be_file_names():
+    bad = deep_merge(BASE, {"ablations": {"my-abl": ablation()["ablations"]["abl"]}})
+    with pytest.raises(ConfigError, match=r"ablations.my-abl: ablation names may use letters, digits and _ only"):
+        params_from_dict(bad)
+
+
+def test_variants_override_only_their_keys():
+    p = params_from_dict(deep_merge(BASE, {"ablations": {
+        "taus": {"over": ["tau1", "tau2"], "values": [[0, 4], [2, 2]], "methods": ["g2d"]},
+        "smp": {"over": "smp.suppression", "values": ["partial"], "names": ["soft"], "methods": ["g2d", "joint"]},
+        "lr": {"over": "lr", "values": [1, 0.5], "methods": ["joint"]}}}))
+    assert list(p.ablations["taus"].overrides()) == ["0-4", "2-2"]
+    v = p.variant("taus", "0-4")
+    assert (v.tau1, v.tau2) == (0, 4) and v.fusion == p.fusion and v.ablations == p.ablations
+    soft = p.variant("smp", "soft")
+    assert soft.smp.suppression == "partial" and soft.smp.ranking == p.smp.ranking
+    assert isinstance(p.variant("lr", "1").lr, float)
+    with pytest.raises(ConfigError, match=r"ablations.taus: unknown variant '9-9'; its variants: 0-4, 2-2"):
+        p.variant("taus", "9-9")
+    with pytest.raises(ConfigError, match=r"ablations.nope: no such ablation in params; defined: taus, smp, lr"):
+        p.variant("nope", "x")
+
+
+def test_ablation_presets_validate():
+    tiny = [ROOT / "params.yaml", ROOT / "config/presets/tiny.yaml", ROOT / "config/presets/ablations-tiny.yaml"]
+    paper = [ROOT / "params.yaml", ROOT / "config/presets/paper.yaml", ROOT / "config/presets/ablations.yaml"]
+    for files in (tiny, paper):
+        p = load_params(files)
+        assert set(p.ablations) == {"smp", "fusion", "suppression", "taus"}
+        assert set(p.methods) == set(METHODS)
+    assert load_params([ROOT / "params.yaml"]).ablations == {}
