@@ -33,7 +33,8 @@ def test_variant_files_live_under_their_ablation_and_resume_outside_it():
 
 
 def test_cli_refuses_half_a_variant_and_unknown_ablations(capsys):
-    assert main(["--params", PARAMS, "evaluate", "--dataset", "demo", "--seed", "0", "--method", "g2d", "--ablation", "fusion"]) == 2
+    run = ["--params", PARAMS, "evaluate", "--dataset", "demo", "--seed", "0", "--method", "g2d"]
+    assert main(run + ["--ablation", "fusion"]) == 2
     assert "--ablation and --variant go together" in capsys.readouterr().err
     assert main(["--params", PARAMS, "ablate", "--dataset", "demo", "--seed", "0", "--ablation", "fusion"]) == 2
     assert "--ablation: 'fusion' is not in params' ablations (none defined)" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The whole DAG through `dvc repro`, then `dvc exp run -S tau1=...` in a temporary git copy."""
+"""The whole DAG through `dvc repro`, then `dvc exp run -S tau1=...` in a temporary git copy, then
+one ablation added to params: only its stage and the report run."""
 
 from __future__ import annotations
 
@@ -46,3 +47,14 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     assert any("reports/curves/demo/g2d" in k for k in plots["data"])
     log = json.loads((proj / "runs/demo/seed0/g2d/log.json").read_text())
     assert len(log) == 2 + 1  # tau1 + tau2 epochs after the experiment's change
+
+
+    (tmp_path / "ablation.yaml").write_text(
+        "ablations:\n  suppression: {over: smp.suppression, values: [partial, zero_grad], methods: [g2d]}\n")
+    run(["g2d", "preset", str(tmp_path / "ablation.yaml")], proj)
+    ablated = run(["dvc", "repro"], proj)
+    assert ran_stages(ablated.stdout) == {"ablate@demo-0-suppression", "report"}
+    assert "### Ablation suppression: test accuracy (%)" in (proj / "reports/report.md").read_text()
+    summary = json.loads((proj / "reports/summary.json").read_text())["demo"]["ablations"]["suppression"]
+    assert set(summary["variants"]) == {"partial", "zero_grad"}
+    assert (proj / "runs/demo/seed0/ablations/suppression/partial/g2d/metrics.json").is_file()

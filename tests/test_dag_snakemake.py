@@ -1,4 +1,5 @@
-"""The whole DAG through Snakemake on the tiny preset, then which jobs a tau1 change reruns."""
+"""The whole DAG through Snakemake on the tiny preset, which jobs a tau1 change reruns, then every
+method and every ablation (config/presets/ablations-tiny.yaml) on the same teachers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import pytest
 
 from dag_helpers import copy_project, run
+from g2d.config.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +39,27 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
 
     changed = run(smk + ["-n", "--config", "tau1=2"], proj)
     assert job_counts(changed.stdout + changed.stderr) == {"train_student": 2, "evaluate": 2, "report": 1, "all": 1}
+
+    with_ablations = smk[:-1] + ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"]
+    ablations = run(with_ablations, proj)
+    params = load_params([proj / "params.yaml", proj / "config/presets/tiny.yaml",
+                          proj / "config/presets/ablations-tiny.yaml"])
+    new_methods = len(params.methods) - 2
+    assert job_counts(ablations.stderr + ablations.stdout) == {
+        "train_student": new_methods, "evaluate": new_methods, "ablate": len(params.ablations), "report": 1, "all": 1}
+    report = (proj / "reports/report.md").read_text()
+    assert "| T^audio | T^video | " + " | ".join(params.methods) + " |" in report
+    summary = json.loads((proj / "reports/summary.json").read_text())["demo"]["ablations"]
+    assert set(summary) == set(params.ablations)
+    for name, ablation in params.ablations.items():
+        table = report.split(f"### Ablation {name}: test accuracy (%)", 1)[1].split("###", 1)[0]
+        for method in ablation.methods:
+            rows = [line for line in table.splitlines() if line.startswith(f"| {method} | ")]
+            assert len(rows) == len(ablation.values), (name, method)
+            for variant in ablation.overrides():
+                assert set(summary[name]["variants"][variant]["methods"][method]) >= {"fused", "audio", "video"}
+
+    changed = run(with_ablations + ["-n", "--config", "tau1=2"], proj)
+    assert job_counts(changed.stdout + changed.stderr) == {
+        "train_student": len(params.methods), "evaluate": len(params.methods), "ablate": len(params.ablations),
+        "report": 1, "all": 1}

@@ -17,6 +17,9 @@ from g2d.config.schema import ConfigError
 from g2d.datasets import RawDataError
 
 
+VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
+
+
 def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> Path:
     """A stage file's path for this command's dataset/seed/method (see g2d.pipeline); with --ablation,
     a student file of that variant; with `root`, variant files go under `root` instead of their
@@ -29,9 +32,6 @@ def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> 
     if root is not None:
         path = root / path.relative_to(pipeline.fill(pipeline.ABLATION, **values))
     return path
-
-
-VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)
 
 
 def _run_params(params: Params, args: argparse.Namespace) -> Params:
@@ -137,7 +137,8 @@ COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tup
     "train-student": (cmd_train_student, "train the multimodal student with one method",
                       ("dataset", "seed", "method")),
     "evaluate": (cmd_evaluate, "test metrics of a trained student", ("dataset", "seed", "method")),
-    "ablate": (cmd_ablate, "train and evaluate every variant x method of one ablation", ("dataset", "seed", "ablation")),
+    "ablate": (cmd_ablate, "train and evaluate every variant x method of one ablation",
+               ("dataset", "seed", "ablation")),
     "report": (cmd_report, "tables, figures and curves over every run", ()),
     "check": (cmd_check, "validate params and exit", ()),
     "preset": (cmd_preset, "merge a preset file (e.g. config/presets/paper.yaml) into params.yaml", ("preset",)),
