@@ -64,7 +64,7 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
     method = make_method(params, method_name, meta)
     method.setup(train_confidence)
     seed_everything(seed)
-    shapes = {m: tuple(train.split.inputs[m].shape[1:]) for m in meta.modalities}
+    shapes = {m: train.split.sample_shape(m) for m in meta.modalities}
     model = MultimodalStudent(meta.modalities, encoders, shapes, params.fusion, meta.num_outputs).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
