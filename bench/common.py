@@ -98,18 +98,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def peak_rss_mib() -> dict[str, float]:
-    """Peak resident memory of this process and of its finished children, MiB (Linux reports KiB)."""
+    """Peak resident memory (MiB) of this process, and the largest of its finished children's.
+
+    This process's peak is VmHWM, not getrusage: Linux folds the parent's peak into ru_maxrss at
+    exec, so a fresh interpreter would report at least its launcher's memory. Forked children
+    (worker processes, no exec) start from their resident size at the fork.
+    """
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
-    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+    own = _status_mib("VmHWM")
+    return {"self": own if own == own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
             "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale}
+
+
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status in MiB; NaN where there is no /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def current_rss_mib() -> float:
     """Resident memory now (VmRSS), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mib("VmRSS")
 
 
 def in_fresh_process(script: Path, job: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def link_subset(raw: Path, out: Path, actors: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="N = 48 clips instead of 96, one repetition")
+    parser.add_argument("--quick", action="store_true", help="N = 48 clips instead of 120, one repetition")
     parser.add_argument("--clips", type=int, default=None, help="N, rounded up to a multiple of 6")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -62,7 +62,7 @@ def main() -> None:
         return
     from g2d.datasets import demo
 
-    n = args.clips or (48 if args.quick else 96)
+    n = args.clips or (48 if args.quick else 120)
     actors = -(-n // CLIPS_PER_ACTOR)
     reps = 1 if args.quick else 2
     print(f"machine: {machine()}\n")
