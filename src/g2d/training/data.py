@@ -77,8 +77,9 @@ def mean_std(split: Split, modality: str) -> tuple[float, float]:
     mean = total / count
     squares = 0.0
     for index in chunks:
-        centred = split.read(modality, index).astype(np.float64) - mean
-        squares += float(np.multiply(centred, centred).sum())
+        centred = split.read(modality, index).astype(np.float64)
+        centred -= mean
+        squares += float(np.multiply(centred, centred, out=centred).sum())
     return mean, float(np.sqrt(squares / count))
 
 
