@@ -21,10 +21,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import yaml
 
-from g2d.config.params import Params, params_from_dict
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's g2d, whatever is installed; children get it too
+
+from g2d.config.params import Params, params_from_dict  # noqa: E402
+from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores  # noqa: E402
+
 Shapes = Mapping[str, tuple[tuple[int, ...], str]]
 
 
@@ -128,9 +130,8 @@ def current_rss_mib() -> float:
 
 def in_fresh_process(script: Path, job: Mapping[str, Any]) -> dict[str, Any]:
     """Run `script --child JOB` in a new interpreter, so that its peak memory is its own; return its JSON."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, str(script), "--child", json.dumps(job)], capture_output=True, text=True,
-                          env=env, check=False)
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{script.name} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

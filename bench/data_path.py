@@ -8,7 +8,9 @@ Raw clips in CREMA-D's layout are generated (16 kHz WAV, 224x224 FLV video at 10
     epoch, every clip is decoded again: librosa.load at 22,050 Hz (resampling), tile to 3 s, clip,
     STFT, log; the JPEG is decoded with OpenCV (faster than the reference's PIL, which favours the
     reference), resized to 224 and ImageNet-normalised; batches are stacked.
-Both produce the same shapes for the same clips, in batches of 32, in one process; epochs interleave.
+Both produce the same shapes for the same clips, in batches of 32, in one process with torch on one
+thread (as in a DataLoader worker; on a loaded machine, torch's 2-thread parallel regions on small
+tensors cost tens of milliseconds of waiting, which would inflate both paths); epochs interleave.
 
     python bench/data_path.py [--quick] [--reps N]
 """
@@ -95,6 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     reps = args.reps or (2 if args.quick else 3)
     actors = 4 if args.quick else 8
+    torch.set_num_threads(1)
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp_name:
         tmp = Path(tmp_name)
