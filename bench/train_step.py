@@ -65,7 +65,7 @@ def setups() -> dict[str, Setup]:
 
 
 def time_setup(setup: Setup, n: int, reps: int, tmp: Path) -> dict[str, Any]:
-    """Median epoch time of pure compute and of each real data path, measured in turns."""
+    """Fastest epoch time of pure compute and of each real data path, measured in turns."""
     h5 = write_synthetic(tmp / "data.h5", setup.shapes, {"train": n, "val": 4, "test": 4}, setup.classes)
     meta = read_meta(h5)
     torch.manual_seed(0)
@@ -157,9 +157,9 @@ def count_teacher_forwards(tmp: Path) -> list[list[Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples and repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="timed epochs per path (default 6, quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="timed epochs per path (default 4, quick 2)")
     args = parser.parse_args()
-    reps = args.reps or (2 if args.quick else 6)
+    reps = args.reps or (2 if args.quick else 4)
     print(f"machine: {machine()}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
