@@ -120,7 +120,10 @@ class StreamedSplit:
         return self._layout[modality][0]
 
     def read(self, modality: str, index: np.ndarray) -> np.ndarray:
-        """Rows `index` in the order given; read in file order, one slice per run of consecutive rows."""
+        """Rows `index` in the order given; read in file order, one slice per run of consecutive rows.
+
+        Slices, not h5py's list indexing, which measured 10 to 30 times slower for a batch of 32.
+        """
         index = np.asarray(index, dtype=np.int64)
         order = np.argsort(index, kind="stable")
         rows = index[order]
