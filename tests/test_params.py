@@ -67,6 +67,9 @@ def test_shipped_params_and_presets_validate():
     ({"teacher__epochs": 0}, r"teacher.epochs: must be a positive"),
     ({"demo__bogus": 1}, r"demo.bogus: unknown key"),
     ({"tau5": 3}, r"tau4: missing"),
+    ({"data__loading": "disk"}, r"data.loading: 'disk' is not allowed; choose one of auto, memory, stream"),
+    ({"data__workers": -1}, r"data.workers: must be 0"),
+    ({"data__memory_fraction": 0}, r"data.memory_fraction: must be in \(0, 1\]"),
 ])
 def test_errors_name_the_key(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -158,3 +158,23 @@ def test_regression_end_to_end(tmp_path):
     assert {"mape", "r2"} == set(result["test"]["fused"])
     log = json.loads((tmp_path / "l.json").read_text())
     assert "val_mse" in log[0] and "loss_logit_audio" in log[0]
+
+
+def test_same_seed_same_metrics_exactly_in_memory_and_streamed(teachers, tmp_path):
+    """Twice with the same seed and params gives the same metrics to the last bit on CPU, and so does
+    streaming the file through a DataLoader worker instead of holding it in memory."""
+    _, tdir, scores = teachers
+    h5 = tmp_path / "toy.h5"
+    held = toy_params(tau1=1, tau2=1)
+    streamed = toy_params(tau1=1, tau2=1, data={"loading": "stream", "workers": 1})
+    score.run(streamed, h5, tdir, tmp_path / "scores_s.h5", tmp_path / "tm_s.json", tmp_path / "conf_s.png")
+    assert json.loads((tmp_path / "teacher_metrics.json").read_text()) == json.loads((tmp_path / "tm_s.json").read_text())
+    for split in ("train", "test"):
+        a, b = read_scores(scores, split), read_scores(tmp_path / "scores_s.h5", split)
+        assert all((vars(a[m])[k] == vars(b[m])[k]).all() for m in a for k in ("features", "logits", "confidence"))
+    runs = {}
+    for name, p in (("first", held), ("again", held), ("streamed", streamed)):
+        out = tmp_path / name
+        train_student.run(p, "toy", "g2d", 0, h5, scores, tdir, out / "s.pt", out / "log.json", out / "resume")
+        runs[name] = (json.loads((out / "log.json").read_text()), evaluate.run(p, h5, scores, out / "s.pt", out / "m.json"))
+    assert runs["first"] == runs["again"] == runs["streamed"]

@@ -45,20 +45,20 @@ METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' 
 OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
 STUDENT_PARAMS = ("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
-                  "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", *OPTIM)
+                  "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", "data", *OPTIM)
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate_demo", outs=(RAW_DEMO,), params=("demo",)),
     Stage("preprocess", wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
           params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess")),
     Stage("train_teachers", wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
-          params=("datasets.{dataset}.encoders", "teacher", *OPTIM)),
+          params=("datasets.{dataset}.encoders", "teacher", "data", *OPTIM)),
     Stage("score", wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS),
-          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=("eval_batch_size", "device")),
+          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=("eval_batch_size", "device", "data")),
     Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
           outs=(STUDENT, STUDENT_LOG), params=STUDENT_PARAMS),
     Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),
-          outs=(), metrics=(EVAL,), params=("eval_batch_size", "device")),
+          outs=(), metrics=(EVAL,), params=("eval_batch_size", "device", "data")),
     Stage("ablate", wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS),
           outs=(ABLATION,), params=(*STUDENT_PARAMS, "ablations.{ablation}")),
     Stage("report", deps=("runs",), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),

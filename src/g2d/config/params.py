@@ -165,6 +165,23 @@ def _variant_name(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class DataParams:
+    """How the training stages read the dataset file: whole splits in memory, or batch by batch.
+
+    `auto` streams when the file is larger than `memory_fraction` of the memory available now
+    (MemAvailable in /proc/meminfo); both modes give the same batches, so the same results.
+    """
+
+    loading: Literal["auto", "memory", "stream"] = "auto"
+    workers: int = 0
+    memory_fraction: float = 0.5
+
+    def validate(self, where: str) -> None:
+        require(self.workers >= 0, f"{where}.workers", "must be 0 (read in the training process) or more")
+        require(0 < self.memory_fraction <= 1, f"{where}.memory_fraction", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
 class DatasetParams:
     """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
 
@@ -204,6 +221,7 @@ class Params:
     agm: AGMParams = field(default_factory=AGMParams)
     teacher_cache: bool = True
     device: str = "auto"
+    data: DataParams = field(default_factory=DataParams)
     demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set

@@ -205,6 +205,7 @@ def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str 
                        class_names=CLASS_NAMES, preprocessing=preprocessing_record(params))
     writer = DatasetWriter(out_path, meta, sample_shapes(params))
     decode = functools.partial(process_clip, audio=params.audio, video=params.video)
+    warm_up(params.audio)
     try:
         with contextlib.closing(ordered_map(decode, jobs, workers or params.workers)) as results:
             progress = tqdm(results, total=len(jobs), desc=f"{dataset}: clips", unit="clip", file=sys.stderr)
@@ -289,6 +290,14 @@ def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> dict[str, 
     except Exception as exc:
         return Skipped(job.clip.name, str(job.video), _reason(exc, job.video))
     return {"audio": spectrogram, "video": frames}
+
+
+def warm_up(audio: AudioParams) -> None:
+    """Run the decoders once on nothing, before workers fork: librosa's first STFT spends seconds on
+    lazy imports and compilation, which forked workers then inherit instead of each paying again."""
+    import cv2  # noqa: F401  (imported for the workers to inherit)
+
+    log_spectrogram(np.zeros(audio.n_fft, dtype=np.float32), audio.n_fft, audio.hop_length)
 
 
 def _reason(exc: Exception, path: Path) -> str:

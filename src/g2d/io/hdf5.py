@@ -11,7 +11,12 @@ Layout of a preprocessed dataset file (`data/processed/<dataset>.h5`)::
     /<split>/ids           variable-length UTF-8 strings, shape (N,): the source's sample id
 
 Rows are aligned across a split's arrays. Arrays are chunked one sample per chunk so that
-per-sample reads never decode neighbours.
+per-sample reads never decode neighbours (measured: with h5py, reading a shuffled batch row by row
+costs the same with one row or 64 KiB per chunk, even for 784-byte MNIST images).
+
+A split is read in one of two ways, with the same interface (`modalities`, `labels`,
+`sample_shape`, `read`): `load_split` holds it in memory, `StreamedSplit` reads each batch
+from the file when it is asked for, so memory does not grow with the dataset.
 
 Teacher score caches (`<run>/scores.h5`) use the same split groups::
 
@@ -66,6 +71,95 @@ class SplitData:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.inputs)
+
+    def sample_shape(self, modality: str) -> tuple[int, ...]:
+        return tuple(self.inputs[modality].shape[1:])
+
+    def read(self, modality: str, index: np.ndarray) -> np.ndarray:
+        """Rows `index` of one modality, in the order given (a copy, as stored: no conversion)."""
+        return self.inputs[modality][np.asarray(index)]
+
+    def close(self) -> None:
+        """Nothing to release; present so that callers need not know how a split is held."""
+
+
+class StreamedSplit:
+    """One split read from its file batch by batch; only labels (8 bytes a row) stay in memory.
+
+    The file is opened lazily, once per process: h5py handles must not cross a fork, so a
+    DataLoader worker opens its own on first read, and pickling (spawned workers) drops the handle.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], split: str, modalities: Sequence[str] | None = None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.path = Path(path)
+        self.split = split
+        with h5py.File(self.path, "r") as h5:
+            if split not in h5:
+                raise ValueError(f"{path}: no split {split!r}")
+            group = h5[split]
+            mods = list(modalities) if modalities is not None else json.loads(h5.attrs["modalities"])
+            self._layout = {m: (tuple(group[m].shape[1:]), group[m].dtype) for m in mods}
+            self.labels: np.ndarray = group["labels"][()]
+        self._h5: h5py.File | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self._layout)
+
+    def sample_shape(self, modality: str) -> tuple[int, ...]:
+        return self._layout[modality][0]
+
+    def read(self, modality: str, index: np.ndarray) -> np.ndarray:
+        """Rows `index` in the order given; read in file order, one slice per run of consecutive rows.
+
+        Slices, not h5py's list indexing, which measured 10 to 30 times slower for a batch of 32.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        order = np.argsort(index, kind="stable")
+        rows = index[order]
+        shape, dtype = self._layout[modality]
+        in_file_order = np.empty((len(rows), *shape), dtype=dtype)
+        dset = self._group()[modality]
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            in_file_order[start:stop] = dset[rows[start]:rows[stop - 1] + 1]
+        out = np.empty_like(in_file_order)
+        out[order] = in_file_order
+        return out
+
+    def _group(self) -> h5py.Group:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5[self.split]
+
+    def close(self) -> None:
+        """Close this process's handle (before forking workers; a later read reopens it)."""
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_h5": None, "_pid": -1}
+
+
+def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitData | StreamedSplit:
+    """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`)."""
+    if loading == "memory":
+        return load_split(path, split)
+    if loading == "stream":
+        return StreamedSplit(path, split)
+    raise ValueError(f"loading must be 'memory' or 'stream', got {loading!r}")
 
 
 class DatasetWriter:

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import load_split, read_meta, read_scores
+from g2d.io.hdf5 import read_meta, read_scores
 from g2d.io.atomic import write_json
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
-from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
 from g2d.training.predict import predict_student
@@ -45,7 +45,8 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
     state = checkpoint.load(student_path, device)
     model = build_student(state, device)
     norm = Normalizer.from_dict(state["normalizer"])
-    test = SplitTensors(load_split(data_path, "test"), norm, device)
+    test = SplitTensors(open_splits(params.data, data_path, ("test",))["test"], norm, device,
+                        workers=params.data.workers)
     pred = predict_student(model, test, params.eval_batch_size)
     labels = test.split.labels
     target = test.target.cpu()

@@ -14,10 +14,10 @@ import torch
 
 from g2d.config.params import Params
 from g2d.io.atomic import read_json, write_json
-from g2d.io.hdf5 import SPLITS, TeacherScores, load_split, read_meta, write_scores
+from g2d.io.hdf5 import SPLITS, TeacherScores, read_meta, write_scores
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.plots import plot_teacher_confidence
-from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
 from g2d.training.predict import predict_unimodal
@@ -29,11 +29,12 @@ def run(params: Params, data_path: Path, teachers_dir: Path, out_path: Path, met
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device)
-    norm = Normalizer.fit(load_split(data_path, "train"), meta.task)
+    norm = Normalizer.fit(open_splits(params.data, data_path, ("train",))["train"], meta.task)
     scores: dict[str, dict[str, TeacherScores]] = {}
     metrics: dict[str, dict] = {}
     for split in SPLITS:
-        data = SplitTensors(load_split(data_path, split), norm, device)
+        data = SplitTensors(open_splits(params.data, data_path, (split,))[split], norm, device,
+                            workers=params.data.workers)
         scores[split], metrics[split] = {}, {}
         for m, model in teachers.items():
             feats, logits = predict_unimodal(model, data, m, params.eval_batch_size)

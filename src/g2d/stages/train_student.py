@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import load_split, read_meta, read_scores
+from g2d.io.hdf5 import read_meta, read_scores
 from g2d.methods import get_method
 from g2d.methods.confidence import cached_confidence
 from g2d.training import checkpoint
-from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
 from g2d.training.student import train_student
@@ -35,13 +34,14 @@ def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, s
         teachers_dir: Path, student_path: Path, log_path: Path, resume_root: Path) -> None:
     meta = read_meta(data_path)
     device = resolve_device(params.device)
-    train_split, val_split = load_split(data_path, "train"), load_split(data_path, "val")
-    norm = Normalizer.fit(train_split, meta.task)
+    splits = open_splits(params.data, data_path, ("train", "val"))
+    norm = Normalizer.fit(splits["train"], meta.task)
     uses_teachers = get_method(method).uses_teachers
     cached = uses_teachers and params.teacher_cache
     train_scores = read_scores(scores_path, "train")
-    train = SplitTensors(train_split, norm, device, teacher=train_scores if cached else None)
-    val = SplitTensors(val_split, norm, device)
+    workers = params.data.workers
+    train = SplitTensors(splits["train"], norm, device, teacher=train_scores if cached else None, workers=workers)
+    val = SplitTensors(splits["val"], norm, device, workers=workers)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
     train_conf = {m: cached_confidence(s.confidence, s.sq_error, meta.task) for m, s in train_scores.items()}
     settings = {**student_settings(params, dataset, method, len(meta.modalities)), "seed": seed}

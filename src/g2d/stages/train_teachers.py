@@ -8,9 +8,9 @@ from pathlib import Path
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
 from g2d.io.atomic_dir import atomic_dir
-from g2d.io.hdf5 import load_split, read_meta
+from g2d.io.hdf5 import read_meta
 from g2d.training import checkpoint
-from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
 from g2d.training.teacher import teacher_path, train_teacher
@@ -27,9 +27,9 @@ def teacher_settings(params: Params, dataset: str) -> dict:
 def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path, resume_root: Path) -> None:
     meta = read_meta(data_path)
     device = resolve_device(params.device)
-    train_split, val_split = load_split(data_path, "train"), load_split(data_path, "val")
-    norm = Normalizer.fit(train_split, meta.task)
-    train, val = SplitTensors(train_split, norm, device), SplitTensors(val_split, norm, device)
+    splits = open_splits(params.data, data_path, ("train", "val"))
+    norm = Normalizer.fit(splits["train"], meta.task)
+    train, val = (SplitTensors(splits[s], norm, device, workers=params.data.workers) for s in ("train", "val"))
     encoders = params.datasets[dataset].encoders
     settings = {**teacher_settings(params, dataset), "seed": seed}
     results = {}

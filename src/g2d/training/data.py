@@ -3,17 +3,84 @@
 Inputs are standardised per modality with the training split's mean and std (so spectrograms and
 uint8 frames need no per-source code); regression targets are min-max scaled to [0, 1] on the
 training split (METHOD.md), and the scaling is stored with every checkpoint.
+
+Splits are held in memory or streamed from the file (`data.loading`, see `resolve_loading`); the
+statistics are computed in chunks and batches are built by the same code in both modes, so both
+give the same tensors.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass
-from typing import Iterator, Mapping
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
-from g2d.io.hdf5 import SplitData, TeacherScores
+from g2d.config.params import DataParams
+from g2d.io.hdf5 import SplitData, StreamedSplit, TeacherScores, open_split
+
+Split = SplitData | StreamedSplit
+STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk of the statistics pass
+
+
+def mem_available() -> int | None:
+    """Bytes of memory available to new work (Linux MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def resolve_loading(data: DataParams, path: str | os.PathLike[str]) -> str:
+    """`memory` or `stream`: `auto` streams when the file exceeds memory_fraction x available memory."""
+    if data.loading != "auto":
+        return data.loading
+    size, available = os.path.getsize(path), mem_available()
+    if available is None or size <= data.memory_fraction * available:
+        return "memory"
+    print(f"{path}: {size / 2**20:.0f} MiB > {data.memory_fraction} x {available / 2**20:.0f} MiB available; "
+          "streaming it batch by batch (data.loading)", file=sys.stderr)
+    return "stream"
+
+
+def open_splits(data: DataParams, path: str | os.PathLike[str], splits: Sequence[str]) -> dict[str, Split]:
+    """The named splits of a dataset file, held or streamed as `data.loading` decides."""
+    loading = resolve_loading(data, Path(path))
+    return {split: open_split(path, split, loading) for split in splits}
+
+
+def chunk_rows(shape: Sequence[int]) -> int:
+    """Rows per chunk of the statistics pass: STATS_CHUNK_BYTES of float64, at least one row."""
+    return max(1, STATS_CHUNK_BYTES // (8 * int(np.prod(shape))))
+
+
+def mean_std(split: Split, modality: str) -> tuple[float, float]:
+    """Mean and std over every value of one modality, in chunks (two passes, as numpy's std)."""
+    n, rows = len(split), chunk_rows(split.sample_shape(modality))
+    chunks = [np.arange(start, min(start + rows, n)) for start in range(0, n, rows)]
+    count = n * int(np.prod(split.sample_shape(modality)))
+    total = 0.0
+    for index in chunks:
+        total += float(split.read(modality, index).astype(np.float64).sum())
+    mean = total / count
+    squares = 0.0
+    for index in chunks:
+        centred = split.read(modality, index).astype(np.float64)
+        centred -= mean
+        squares += float(np.multiply(centred, centred, out=centred).sum())
+    return mean, float(np.sqrt(squares / count))
 
 
 @dataclass(frozen=True)
@@ -27,12 +94,11 @@ class Normalizer:
     y_max: float = 1.0
 
     @classmethod
-    def fit(cls, train: SplitData, task: str) -> "Normalizer":
+    def fit(cls, train: Split, task: str) -> "Normalizer":
         mean, std = {}, {}
-        for m, array in train.inputs.items():
-            values = array.astype(np.float64, copy=False)
-            mean[m] = float(values.mean())
-            std[m] = float(values.std()) or 1.0
+        for m in train.modalities:
+            mean[m], spread = mean_std(train, m)
+            std[m] = spread or 1.0
         if task == "regression":
             y_min, y_max = float(train.labels.min()), float(train.labels.max())
             if y_max <= y_min:
@@ -79,15 +145,35 @@ class Batch:
     teacher: TeacherBatch | None = None
 
 
-class SplitTensors:
-    """One split ready for batching: raw arrays stay as stored, each batch is converted on the fly."""
+class InputReader(Dataset):
+    """Standardised input tensors of one batch of rows: what DataLoader workers compute."""
 
-    def __init__(self, split: SplitData, norm: Normalizer, device: torch.device,
-                 teacher: Mapping[str, TeacherScores] | None = None) -> None:
+    def __init__(self, split: Split, norm: Normalizer) -> None:
+        self.split = split
+        self.norm = norm
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        return {m: self.norm.inputs(m, self.split.read(m, index)) for m in self.split.modalities}
+
+
+class SplitTensors:
+    """One split ready for batching: raw arrays stay as stored, each batch is converted on the fly.
+
+    With `workers` > 0, batches are read and standardised by that many DataLoader processes
+    (pinned for CUDA), two batches ahead per worker; the batches are the same as with 0.
+    """
+
+    def __init__(self, split: Split, norm: Normalizer, device: torch.device,
+                 teacher: Mapping[str, TeacherScores] | None = None, workers: int = 0) -> None:
         self.split = split
         self.norm = norm
         self.device = device
-        self.modalities = list(split.inputs)
+        self.workers = workers
+        self.reader = InputReader(split, norm)
+        self.modalities = list(split.modalities)
         self.target = norm.target(split.labels)
         self.teacher = None
         if teacher is not None:
@@ -104,10 +190,13 @@ class SplitTensors:
     def __len__(self) -> int:
         return len(self.split)
 
-    def batch(self, index: np.ndarray) -> Batch:
+    def batch(self, index: np.ndarray, inputs: Mapping[str, torch.Tensor] | None = None) -> Batch:
+        """The batch of rows `index`; `inputs` are its standardised inputs if already read."""
         idx = np.asarray(index)
         t_idx = torch.from_numpy(idx)
-        inputs = {m: self.norm.inputs(m, self.split.inputs[m][idx]).to(self.device) for m in self.modalities}
+        pinned = inputs is not None and self.device.type == "cuda"
+        host = inputs if inputs is not None else self.reader[idx]
+        on_device = {m: host[m].to(self.device, non_blocking=pinned) for m in self.modalities}
         teacher = None
         if self.teacher is not None:
             pick = {m: {k: v[t_idx].to(self.device) for k, v in d.items()} for m, d in self.teacher.items()}
@@ -117,11 +206,19 @@ class SplitTensors:
                 confidence={m: d["confidence"] for m, d in pick.items()},
                 sq_error={m: d["sq_error"] for m, d in pick.items()} if self.norm.task == "regression" else None,
             )
-        return Batch(index=t_idx, inputs=inputs, target=self.target[t_idx].to(self.device), teacher=teacher)
+        return Batch(index=t_idx, inputs=on_device, target=self.target[t_idx].to(self.device), teacher=teacher)
 
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> Iterator[Batch]:
         """All samples in batches; shuffled by a generator seeded per epoch so resumes are exact."""
         n = len(self)
         order = np.arange(n) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(n)
-        for start in range(0, n, batch_size):
-            yield self.batch(order[start:start + batch_size])
+        index = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+        if self.workers == 0:
+            for idx in index:
+                yield self.batch(idx)
+            return
+        self.split.close()  # no h5py handle may cross the fork; each worker opens its own
+        loader = DataLoader(self.reader, sampler=index, batch_size=None, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda")
+        for idx, inputs in zip(index, loader):
+            yield self.batch(idx, inputs)

@@ -15,7 +15,7 @@ from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.methods.smp import total_epochs
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel
 from g2d.training.data import Batch, SplitTensors, TeacherBatch
-from g2d.training.engine import FitResult, fit, seed_everything
+from g2d.training.engine import FitResult, StepFn, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
 from g2d.training.predict import predict_student
 from g2d.training.teacher import output_metrics, selection
@@ -59,20 +59,9 @@ def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix
     return logs
 
 
-def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str], method_name: str, seed: int,
-                  train: SplitTensors, val: SplitTensors, teachers: Mapping[str, UnimodalModel] | None,
-                  train_confidence: Mapping[str, float] | None, resume_dir: Path,
-                  fingerprint: str) -> tuple[dict, FitResult]:
-    """Train the student with `method_name`; return its checkpoint dict and history."""
-    method = make_method(params, method_name, meta)
-    method.setup(train_confidence)
-    seed_everything(seed)
-    shapes = {m: tuple(train.split.inputs[m].shape[1:]) for m in meta.modalities}
-    fusion = method.student_fusion(params.fusion)
-    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs).to(train.device)
-    optimizer = build_optimizer(params, model.parameters())
-    scheduler = build_scheduler(params, optimizer)
-    task = meta.task
+def student_step(model: MultimodalStudent, method: Method, optimizer: torch.optim.Optimizer, task: str,
+                 teachers: Mapping[str, UnimodalModel] | None) -> StepFn:
+    """One training step on a batch: teacher outputs if run online, the method's update, logged metrics."""
 
     def step(batch: Batch, epoch: int) -> dict[str, float]:
         if teachers is not None:
@@ -83,6 +72,25 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
                 features={}, logits={m: v.detach() for m, v in out.logits.items()}, fused=out.fused.detach()),
                 batch.target, "train_"))
         return logs
+
+    return step
+
+
+def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str], method_name: str, seed: int,
+                  train: SplitTensors, val: SplitTensors, teachers: Mapping[str, UnimodalModel] | None,
+                  train_confidence: Mapping[str, float] | None, resume_dir: Path,
+                  fingerprint: str) -> tuple[dict, FitResult]:
+    """Train the student with `method_name`; return its checkpoint dict and history."""
+    method = make_method(params, method_name, meta)
+    method.setup(train_confidence)
+    seed_everything(seed)
+    shapes = {m: train.split.sample_shape(m) for m in meta.modalities}
+    fusion = method.student_fusion(params.fusion)
+    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs).to(train.device)
+    optimizer = build_optimizer(params, model.parameters())
+    scheduler = build_scheduler(params, optimizer)
+    task = meta.task
+    step = student_step(model, method, optimizer, task, teachers)
 
     def evaluate() -> dict[str, float]:
         pred = predict_student(model, val, params.eval_batch_size)

@@ -47,7 +47,7 @@ def train_teacher(params: Params, meta: DatasetMeta, modality: str, encoder: str
                   train: SplitTensors, val: SplitTensors, resume_dir: Path, fingerprint: str) -> tuple[dict, FitResult]:
     """Train the teacher of `modality`; return its checkpoint dict and training history."""
     seed_everything(seed)
-    shape = tuple(train.split.inputs[modality].shape[1:])
+    shape = train.split.sample_shape(modality)
     model = UnimodalModel(encoder, shape, meta.num_outputs).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)

@@ -1,0 +1,137 @@
+"""What every benchmark shares: synthetic files in the project's schema, params, timing, tables, peak memory.
+
+Benchmarks print figures; they assert nothing (timings depend on the machine and its load). Each
+script runs from a clean checkout with the project installed: `python bench/<name>.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's g2d, whatever is installed; children get it too
+
+from g2d.config.params import Params, params_from_dict  # noqa: E402
+from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores  # noqa: E402
+
+Shapes = Mapping[str, tuple[tuple[int, ...], str]]
+
+
+def machine() -> str:
+    """CPU model, cores and load now: timings mean little without them."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+            f"python {platform.python_version()}; load average (1/5/15 min) {load}")
+
+
+def write_synthetic(path: Path, shapes: Shapes, n: Mapping[str, int], classes: int, seed: int = 0) -> Path:
+    """A dataset file of random inputs and labels with the project's writer (one row at a time)."""
+    rng = np.random.default_rng(seed)
+    meta = DatasetMeta(dataset=path.stem, source="synthetic", task="classification", modalities=tuple(shapes),
+                       class_names=tuple(f"c{i}" for i in range(classes)), preprocessing={"synthetic": True})
+    with DatasetWriter(path, meta, shapes) as writer:
+        for split in SPLITS:
+            for i in range(n[split]):
+                sample = {m: (rng.integers(0, 256, size=shape, dtype=np.uint8) if dtype == "uint8"
+                              else rng.normal(size=shape).astype(np.float32))
+                          for m, (shape, dtype) in shapes.items()}
+                writer.append(split, sample, int(rng.integers(classes)), f"{split}{i}")
+    return path
+
+
+def write_synthetic_scores(path: Path, counts: Mapping[str, int], modalities: Sequence[str], feature_dim: int,
+                           classes: int, seed: int = 0) -> Path:
+    """A teacher cache of the right shapes (what the score stage writes), random values."""
+    rng = np.random.default_rng(seed)
+    scores = {split: {m: TeacherScores(features=rng.normal(size=(n, feature_dim)).astype(np.float32),
+                                       logits=rng.normal(size=(n, classes)).astype(np.float32),
+                                       confidence=rng.random(n).astype(np.float32)) for m in modalities}
+              for split, n in counts.items()}
+    write_scores(path, scores, {"synthetic": True})
+    return path
+
+
+def bench_params(**overrides: Any) -> Params:
+    """params.yaml (its `demo` dataset included) with `overrides` at the top level, on the CPU."""
+    d = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    d.update({"seeds": [0], "device": "cpu", **overrides})
+    return params_from_dict(d)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table (what the README's Performance section copies)."""
+    cells = [[str(c) for c in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+
+
+def peak_rss_mib() -> dict[str, float]:
+    """Peak resident memory (MiB) of this process, and the largest of its finished children's.
+
+    This process's peak is VmHWM, not getrusage: Linux folds the parent's peak into ru_maxrss at
+    exec, so a fresh interpreter would report at least its launcher's memory. Forked children
+    (worker processes, no exec) start from their resident size at the fork.
+    """
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
+    own = _status_mib("VmHWM")
+    return {"self": own if own == own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale}
+
+
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status in MiB; NaN where there is no /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def current_rss_mib() -> float:
+    """Resident memory now (VmRSS), MiB."""
+    return _status_mib("VmRSS")
+
+
+def in_fresh_process(script: Path, job: Mapping[str, Any]) -> dict[str, Any]:
+    """Run `script --child JOB` in a new interpreter, so that its peak memory is its own; return its JSON."""
+    done = subprocess.run([sys.executable, str(script), "--child", json.dumps(job)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
