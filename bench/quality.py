@@ -7,6 +7,7 @@ ratio (paper, Figure 6); and the wall time. The paper's AV-MNIST row (Table 1) i
 
     python bench/quality.py                       # the preset as is: 3 seeds
     python bench/quality.py --seeds 0 --cores 2   # a quicker look
+    python bench/quality.py --diagnose            # also G2D with one part changed at a time
     python bench/quality.py --no-run              # only print the table of the last run
 
 Snakemake reuses finished jobs: rerunning after a change reruns only what the change touches.
@@ -26,6 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "config/presets/avmnist-cpu.yaml"
+DIAGNOSE = ROOT / "config/presets/avmnist-diagnose.yaml"
 SUMMARY = ROOT / "reports/summary.json"
 DATASET = "avmnist"
 # Table 1 of the paper, AV-MNIST, test accuracy (%).
@@ -34,10 +36,10 @@ PAPER = {"teachers": {"audio": 42.69, "image": 65.44},
          "g2d": {"fused": 73.03, "audio": 39.10, "image": None}}
 
 
-def run_pipeline(seeds: list[int] | None, cores: int, preset: Path) -> float:
-    """Run the DAG with the preset; return the wall time in seconds."""
+def run_pipeline(seeds: list[int] | None, cores: int, presets: list[Path]) -> float:
+    """Run the DAG with the presets overlaid in order; return the wall time in seconds."""
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    cmd = [snakemake, "--cores", str(cores), "--configfile", str(preset)]
+    cmd = [snakemake, "--cores", str(cores), "--configfile", *map(str, presets)]
     if seeds is not None:
         cmd += ["--config", f"seeds=[{','.join(map(str, seeds))}]"]
     print("$", " ".join(cmd), flush=True)
@@ -73,6 +75,14 @@ def table(summary: dict[str, Any], wall_s: float | None) -> str:
             ratio_cell = f"{ratio['mean']:.3f} ± {ratio['std']:.3f}" if output == "fused" else ""
             lines.append(f"| {method} | {output} | {fmt(e[output]['accuracy'])} | "
                          f"{paper(PAPER.get(method, {}).get(output))} | {ratio_cell} |")
+    for name, ablation in s.get("ablations", {}).items():
+        for variant in ablation["variants"].values():
+            for method, e in variant["methods"].items():
+                ratio = e["confidence_ratio"][weak]
+                for output in ["fused", *mods]:
+                    ratio_cell = f"{ratio['mean']:.3f} ± {ratio['std']:.3f}" if output == "fused" else ""
+                    lines.append(f"| {method}, {name} {variant['label']} | {output} | {fmt(e[output]['accuracy'])} "
+                                 f"| - | {ratio_cell} |")
     if wall_s is not None:
         lines += ["", f"Wall time of the pipeline run: {wall_s / 60:.1f} min ({os.cpu_count()} CPUs visible)."]
     return "\n".join(lines)
@@ -83,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--preset", type=Path, default=PRESET)
+    parser.add_argument("--diagnose", action="store_true",
+                        help=f"also run G2D with one part changed at a time ({DIAGNOSE.relative_to(ROOT)})")
     parser.add_argument("--no-run", action="store_true", help="print the table of the last run only")
     args = parser.parse_args(argv)
-    wall = None if args.no_run else run_pipeline(args.seeds, args.cores, args.preset)
+    presets = [args.preset, *([DIAGNOSE] if args.diagnose else [])]
+    wall = None if args.no_run else run_pipeline(args.seeds, args.cores, presets)
     if not SUMMARY.is_file():
         print(f"{SUMMARY}: missing; run without --no-run first", file=sys.stderr)
         return 1
