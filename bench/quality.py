@@ -44,7 +44,9 @@ def run_pipeline(seeds: list[int] | None, cores: int, presets: list[Path]) -> fl
         cmd += ["--config", f"seeds=[{','.join(map(str, seeds))}]"]
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # The jobs call `g2d`: find it beside this interpreter even when its venv is not activated.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1"})
     return time.perf_counter() - start
 
 

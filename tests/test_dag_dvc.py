@@ -1,5 +1,6 @@
 """The whole DAG through `dvc repro`, then `dvc exp run -S tau1=...` in a temporary git copy, then
-one ablation added to params: only its stage and the report run."""
+every method and every ablation added to params (ablations-tiny.yaml): only the new students, the
+ablation stages and the report run, and the report has every table with every method."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from dag_helpers import copy_project, run
 
@@ -48,13 +50,22 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     log = json.loads((proj / "runs/demo/seed0/g2d/log.json").read_text())
     assert len(log) == 2 + 1  # tau1 + tau2 epochs after the experiment's change
 
-
-    (tmp_path / "ablation.yaml").write_text(
-        "ablations:\n  suppression: {over: smp.suppression, values: [partial, zero_grad], methods: [g2d]}\n")
-    run(["g2d", "preset", str(tmp_path / "ablation.yaml")], proj)
+    preset = proj / "config/presets/ablations-tiny.yaml"
+    wanted = yaml.safe_load(preset.read_text())
+    run(["g2d", "preset", str(preset)], proj)
     ablated = run(["dvc", "repro"], proj)
-    assert ran_stages(ablated.stdout) == {"ablate@demo-0-suppression", "report"}
-    assert "### Ablation suppression: test accuracy (%)" in (proj / "reports/report.md").read_text()
-    summary = json.loads((proj / "reports/summary.json").read_text())["demo"]["ablations"]["suppression"]
-    assert set(summary["variants"]) == {"partial", "zero_grad"}
+    new_methods = [m for m in wanted["methods"] if m not in ("joint", "g2d")]
+    assert ran_stages(ablated.stdout) == {
+        *(f"{stage}@demo-0-{m}" for stage in ("train_student", "evaluate") for m in new_methods),
+        *(f"ablate@demo-0-{a}" for a in wanted["ablations"]), "report"}
+    report = (proj / "reports/report.md").read_text()
+    table1 = report.split("### Test accuracy", 1)[1].split("\n\n", 2)[1]
+    assert all(f" {m} |" in table1.splitlines()[0] for m in wanted["methods"])
+    summary = json.loads((proj / "reports/summary.json").read_text())["demo"]
+    assert set(summary["methods"]) == set(wanted["methods"])
+    for name, ablation in wanted["ablations"].items():
+        assert f"### Ablation {name}: test accuracy (%)" in report
+        assert len(summary["ablations"][name]["variants"]) == len(ablation["values"])
+        for variant in summary["ablations"][name]["variants"].values():
+            assert set(variant["methods"]) == set(ablation["methods"])
     assert (proj / "runs/demo/seed0/ablations/suppression/partial/g2d/metrics.json").is_file()
