@@ -346,7 +346,7 @@ def make_noise(kind: str, rng: np.random.Generator, n: int, bank: Sequence[np.nd
 
 
 def audio_features(job: AudioJob) -> dict[str, Any]:
-    """Noisy log-mel spectrogram of one recording (1, n_mels, frames), and the SNR it was mixed at."""
+    """The noisy log-mel spectrogram of one recording: {"audio": (1, n_mels, frames)}."""
     window, where = centre_fit(job.speech.astype(np.float64), job.audio.n_samples)
     noise = scale_to_snr(window[where], job.noise, job.snr_db)
     mixed = np.clip(window + noise, -1.0, 1.0)

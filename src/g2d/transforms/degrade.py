@@ -35,7 +35,7 @@ def fit_pca(train: np.ndarray, keep: float, by: str = "components") -> PCA:
     """Fit PCA on training rows (N, D) and keep a fraction of it.
 
     by="components": k = round(keep * D) components (at least 1, at most the data's rank), the
-    reading of "keep 25% of the components", capped at the data's rank. by="energy": the fewest components that explain at
+    reading of "keep 25% of the components". by="energy": the fewest components that explain at
     least `keep` of the variance, the reading of "remove 75% of the energy".
     """
     if not 0 < keep <= 1:
