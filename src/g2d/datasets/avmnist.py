@@ -37,6 +37,7 @@ from tqdm import tqdm
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
 from g2d.datasets.parallel import ordered_map
+from g2d.datasets.skips import Skipped, check_skipped, reason
 from g2d.io.atomic import write_json
 from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
 from g2d.transforms.audio import centre_fit, load_audio, log_mel_spectrogram
@@ -49,7 +50,6 @@ IMAGE_SIDE = 28
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 FSDD_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z]+)_(?P<take>[0-9]+)$")
-SHOWN_SKIPS = 5
 LAYOUT = """expected one of the two AV-MNIST layouts:
   format npy (MultiBench / the AV-MNIST generator):
     {raw_dir}/image/train_data.npy  image/test_data.npy    (N, 784) pixels
@@ -277,14 +277,15 @@ def read_mnist(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def find_recordings(folder: Path) -> tuple[list[Recording], list[dict[str, str]]]:
+def find_recordings(folder: Path) -> tuple[list[Recording], list[Skipped]]:
     """FSDD recordings by name; files not named `<digit>_<speaker>_<take>.wav` are skipped."""
-    found, skipped = [], []
+    found: list[Recording] = []
+    skipped: list[Skipped] = []
     for path in sorted(folder.glob("*.wav")):
         match = FSDD_NAME.match(path.stem)
         if match is None:
-            skipped.append({"clip": path.stem, "file": str(path),
-                            "reason": "name is not <digit>_<speaker>_<take>.wav (e.g. 3_theo_12.wav)"})
+            skipped.append(Skipped(path.stem, str(path),
+                                   "name is not <digit>_<speaker>_<take>.wav (e.g. 3_theo_12.wav)"))
             continue
         found.append(Recording(path.stem, int(match["digit"]), match["speaker"], path))
     return found, skipped
@@ -356,17 +357,15 @@ def audio_features(job: AudioJob) -> dict[str, Any]:
 
 
 def decode_recordings(recordings: Sequence[Recording], sample_rate: int) -> tuple[dict[str, np.ndarray],
-                                                                                  list[dict[str, str]]]:
+                                                                                  list[Skipped]]:
     """Decode every recording once; unreadable files become skip records naming the file."""
-    waves, skipped = {}, []
+    waves: dict[str, np.ndarray] = {}
+    skipped: list[Skipped] = []
     for rec in tqdm(recordings, desc="FSDD: decoding", unit="file", file=sys.stderr, leave=False):
         try:
             waves[rec.name] = load_audio(rec.path, sample_rate)
         except Exception as exc:
-            reason = str(exc)
-            prefix = f"{rec.path}: "
-            skipped.append({"clip": rec.name, "file": str(rec.path),
-                            "reason": reason[len(prefix):] if reason.startswith(prefix) else reason})
+            skipped.append(Skipped(rec.name, str(rec.path), reason(exc, rec.path)))
     return waves, skipped
 
 
@@ -385,7 +384,7 @@ def _build(dataset: str, root: Path, params: Params, writer_path: Path, report_p
     waves, undecodable = decode_recordings(used, params.audio.sample_rate)
     skipped = misnamed + undecodable
     found = len(recordings) + len(misnamed)
-    check_skipped(dataset, found, skipped, params.max_skipped_fraction, report_path)
+    fail_on_skips(dataset, found, skipped, params.max_skipped_fraction, report_path)
     pools: dict[tuple[str, int], list[str]] = {}
     for r in used:
         if r.name in waves:
@@ -422,7 +421,7 @@ def _build(dataset: str, root: Path, params: Params, writer_path: Path, report_p
         counts = writer.counts()
         report = {
             "dataset": dataset, "source": SOURCE, "format": "build", "raw_dir": str(root),
-            "counts": counts, "recordings_found": found, "skipped": skipped,
+            "counts": counts, "recordings_found": found, "skipped": [dataclasses.asdict(s) for s in skipped],
             "skipped_fraction": len(skipped) / found if found else 0.0,
             "max_skipped_fraction": params.max_skipped_fraction,
             "pca": {"fitted_on": "train", "fit_samples": int(len(images["train"])), "dims": pca.dims,
@@ -517,20 +516,14 @@ def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str 
     return _build(dataset, root, params, Path(out_path), Path(report_path), workers or params.workers)
 
 
-def check_skipped(dataset: str, found: int, skipped: Sequence[Mapping[str, str]], limit: float,
+def fail_on_skips(dataset: str, found: int, skipped: Sequence[Skipped], limit: float,
                   report_path: str | Path) -> None:
-    """Fail, naming the first bad files, if more than `limit` of the recordings are unusable."""
-    fraction = len(skipped) / found if found else 0.0
-    if fraction > limit:
-        shown = "\n".join(f"  {s['file']}: {s['reason']}" for s in skipped[:SHOWN_SKIPS])
-        more = f"\n  ... and {len(skipped) - SHOWN_SKIPS} more" if len(skipped) > SHOWN_SKIPS else ""
+    """Above the limit, write the report of what was skipped, then stop without a dataset file."""
+    if found and len(skipped) / found > limit:
         write_json(report_path, {"dataset": dataset, "source": SOURCE, "recordings_found": found,
-                                 "skipped": list(skipped), "skipped_fraction": fraction,
-                                 "max_skipped_fraction": limit})
-        raise RawDataError(
-            f"{len(skipped)} of {found} FSDD recordings ({fraction:.1%}) could not be used, more than "
-            f"datasets.{dataset}.preprocess.max_skipped_fraction = {limit}:\n{shown}{more}\nThe full list is in "
-            f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; no dataset file was written.")
+                                 "skipped": [dataclasses.asdict(s) for s in skipped],
+                                 "skipped_fraction": len(skipped) / found, "max_skipped_fraction": limit})
+    check_skipped(dataset, "FSDD recordings", found, skipped, limit, report_path)
 
 
 def preprocessing_record(params: Params, fmt: str) -> dict[str, Any]:

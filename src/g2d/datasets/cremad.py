@@ -22,6 +22,7 @@ from tqdm import tqdm
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
 from g2d.datasets.parallel import ordered_map
+from g2d.datasets.skips import Skipped, check_skipped, reason
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.atomic import write_json
 from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
@@ -40,7 +41,6 @@ LAYOUT = """expected CREMA-D layout:
     processedResults/summaryTable.csv                    (optional, not needed)
 Get CREMA-D from https://github.com/CheyneyComputerScience/CREMA-D (its files are in Git LFS: run
 `git lfs pull`), or write the synthetic stand-in with g2d.datasets.demo.generate."""
-SHOWN_SKIPS = 5
 
 
 @dataclass(frozen=True)
@@ -137,15 +137,6 @@ class Clip:
     @property
     def label(self) -> int:
         return CLASS_NAMES.index(self.emotion)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A clip left out of the dataset, the file at fault and why."""
-
-    clip: str
-    file: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -284,11 +275,11 @@ def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> dict[str, 
         wave = fit_length(load_audio(job.wav, audio.sample_rate), audio.n_samples)
         spectrogram = log_spectrogram(wave, audio.n_fft, audio.hop_length)[np.newaxis]
     except Exception as exc:
-        return Skipped(job.clip.name, str(job.wav), _reason(exc, job.wav))
+        return Skipped(job.clip.name, str(job.wav), reason(exc, job.wav))
     try:
         frames = sample_frames(job.video, video.fps, video.frames, video.size)
     except Exception as exc:
-        return Skipped(job.clip.name, str(job.video), _reason(exc, job.video))
+        return Skipped(job.clip.name, str(job.video), reason(exc, job.video))
     return {"audio": spectrogram, "video": frames}
 
 
@@ -298,13 +289,6 @@ def warm_up(audio: AudioParams) -> None:
     import cv2  # noqa: F401  (imported for the workers to inherit)
 
     log_spectrogram(np.zeros(audio.n_fft, dtype=np.float32), audio.n_fft, audio.hop_length)
-
-
-def _reason(exc: Exception, path: Path) -> str:
-    """The exception's message without the file name it starts with (the report has its own column)."""
-    message = str(exc)
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else f"{type(exc).__name__}: {message}"
 
 
 def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -340,15 +324,8 @@ def build_report(dataset: str, root: Path, params: Params, found: int, counts: d
 
 def check_report(dataset: str, report: dict[str, Any], report_path: str | Path) -> None:
     """Fail if too many clips were skipped or a split came out empty."""
-    skipped = report["skipped"]
-    if report["skipped_fraction"] > report["max_skipped_fraction"]:
-        shown = "\n".join(f"  {s['file']}: {s['reason']}" for s in skipped[:SHOWN_SKIPS])
-        more = f"\n  ... and {len(skipped) - SHOWN_SKIPS} more" if len(skipped) > SHOWN_SKIPS else ""
-        raise RawDataError(
-            f"{len(skipped)} of {report['clips_found']} CREMA-D clips ({report['skipped_fraction']:.1%}) could not "
-            f"be used, more than datasets.{dataset}.preprocess.max_skipped_fraction = "
-            f"{report['max_skipped_fraction']}:\n{shown}{more}\nThe full list is in {report_path}. Replace or "
-            "remove those files, or raise max_skipped_fraction; no dataset file was written.")
+    check_skipped(dataset, "CREMA-D clips", report["clips_found"], report["skipped"], report["max_skipped_fraction"],
+                  report_path)
     empty = [s for s, n in report["counts"].items() if n == 0]
     if empty:
         raise RawDataError(f"splits {empty} of {dataset} have no usable clip (see {report_path}); "
