@@ -60,6 +60,18 @@ def paper(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def student_rows(label: str, entry: dict[str, Any], mods: list[str], weak: str,
+                 paper_row: dict[str, float | None]) -> list[str]:
+    """One student's rows: fused and per-modality accuracy, the weak modality's ratio on the fused row."""
+    ratio = entry["confidence_ratio"][weak]
+    rows = []
+    for output in ["fused", *mods]:
+        ratio_cell = f"{ratio['mean']:.3f} ± {ratio['std']:.3f}" if output == "fused" else ""
+        rows.append(f"| {label} | {output} | {fmt(entry[output]['accuracy'])} | {paper(paper_row.get(output))} "
+                    f"| {ratio_cell} |")
+    return rows
+
+
 def table(summary: dict[str, Any], wall_s: float | None) -> str:
     """The benchmark table in markdown: ours (mean ± std over seeds) beside the paper's figures."""
     s = summary[DATASET]
@@ -72,19 +84,11 @@ def table(summary: dict[str, Any], wall_s: float | None) -> str:
         lines.append(f"| teacher {m} | {m} | {fmt(s['teachers'][m]['accuracy'])} | "
                      f"{paper(PAPER['teachers'].get(m))} | - |")
     for method, e in s["methods"].items():
-        ratio = e["confidence_ratio"][weak]
-        for output in ["fused", *mods]:
-            ratio_cell = f"{ratio['mean']:.3f} ± {ratio['std']:.3f}" if output == "fused" else ""
-            lines.append(f"| {method} | {output} | {fmt(e[output]['accuracy'])} | "
-                         f"{paper(PAPER.get(method, {}).get(output))} | {ratio_cell} |")
+        lines += student_rows(method, e, mods, weak, PAPER.get(method, {}))
     for name, ablation in s.get("ablations", {}).items():
         for variant in ablation["variants"].values():
             for method, e in variant["methods"].items():
-                ratio = e["confidence_ratio"][weak]
-                for output in ["fused", *mods]:
-                    ratio_cell = f"{ratio['mean']:.3f} ± {ratio['std']:.3f}" if output == "fused" else ""
-                    lines.append(f"| {method}, {name} {variant['label']} | {output} | {fmt(e[output]['accuracy'])} "
-                                 f"| - | {ratio_cell} |")
+                lines += student_rows(f"{method}, {name} {variant['label']}", e, mods, weak, {})
     if wall_s is not None:
         lines += ["", f"Wall time of the pipeline run: {wall_s / 60:.1f} min ({os.cpu_count()} CPUs visible)."]
     return "\n".join(lines)
