@@ -11,7 +11,7 @@ import torch
 
 from conftest import write_toy_dataset
 from g2d.config.params import DataParams
-from g2d.io.hdf5 import StreamedSplit, TeacherScores, load_split, open_split
+from g2d.io.hdf5 import DatasetMeta, DatasetWriter, StreamedSplit, TeacherScores, load_split, open_split, read_meta
 from g2d.training import data
 from g2d.training.data import Normalizer, SplitTensors, resolve_loading
 
@@ -89,3 +89,34 @@ def test_auto_streams_only_files_larger_than_the_memory_fraction(big_toy, monkey
     assert resolve_loading(DataParams(loading="stream"), big_toy) == "stream"
     monkeypatch.setattr(data, "mem_available", lambda: None)
     assert resolve_loading(DataParams(loading="auto"), big_toy) == "memory"
+
+
+def test_writer_rows_survive_growth_trimming_and_label_blocks(tmp_path, monkeypatch):
+    """Rows are raw chunk writes into datasets grown a block at a time and trimmed on close, and
+    labels and ids are buffered: with tiny blocks, every row, label and id must still come back."""
+    monkeypatch.setattr(DatasetWriter, "GROW_ROWS", 3)
+    monkeypatch.setattr(DatasetWriter, "LABEL_BLOCK", 4)
+    meta = DatasetMeta(dataset="w", source="cremad", task="classification", modalities=("audio", "video"),
+                       class_names=("A", "B", "C"), preprocessing={})
+    shapes = {"audio": ((1, 5, 4), "float32"), "video": ((2, 3, 4, 4), "uint8")}
+    rng = np.random.default_rng(0)
+    written = {s: [] for s in ("train", "val", "test")}
+    with DatasetWriter(tmp_path / "w.h5", meta, shapes) as writer:
+        for i, split in enumerate(["train"] * 10 + ["val"] * 4 + ["test"] + ["train"] * 3):
+            # float64 audio and int64 video: converted to the dataset's dtypes as h5py would
+            row = {"audio": rng.normal(size=(1, 5, 4)), "video": rng.integers(0, 256, size=(2, 3, 4, 4))}
+            writer.append(split, row, i % 3, f"clip{i}")
+            written[split].append((row, i % 3, f"clip{i}"))
+        with pytest.raises(ValueError, match="clipX: audio has shape"):
+            writer.append("train", {"audio": np.zeros((1, 4, 4)), "video": row["video"]}, 0, "clipX")
+        with pytest.raises(ValueError, match="clipY: video is float64"):
+            writer.append("train", {"audio": row["audio"], "video": row["video"] + 0.5}, 0, "clipY")
+    assert read_meta(tmp_path / "w.h5").class_names == ("A", "B", "C")
+    for split, rows in written.items():
+        data = load_split(tmp_path / "w.h5", split)
+        assert data.inputs["audio"].shape == (len(rows), 1, 5, 4) and data.inputs["audio"].dtype == np.float32
+        assert data.inputs["video"].dtype == np.uint8
+        np.testing.assert_array_equal(data.inputs["audio"], np.stack([r["audio"] for r, _, _ in rows]).astype(np.float32))
+        np.testing.assert_array_equal(data.inputs["video"], np.stack([r["video"] for r, _, _ in rows]).astype(np.uint8))
+        assert data.labels.tolist() == [label for _, label, _ in rows]
+        assert data.ids == [name for _, _, name in rows]

@@ -167,7 +167,14 @@ class DatasetWriter:
 
     Rows are written as they come, so memory stays flat however large the dataset is.
     Used as a context manager: an exception discards the temporary file.
+    Appending is the serial part of parallel preprocessing (workers decode, this process writes),
+    so it is kept cheap: each sample is one chunk, written as raw bytes (no h5py selection or
+    conversion machinery), datasets grow GROW_ROWS rows at a time and are trimmed on close, and
+    labels and ids are written LABEL_BLOCK at a time.
     """
+
+    GROW_ROWS = 256
+    LABEL_BLOCK = 1024
 
     def __init__(self, path: str | os.PathLike[str], meta: DatasetMeta,
                  shapes: Mapping[str, tuple[tuple[int, ...], str]]) -> None:
@@ -184,6 +191,9 @@ class DatasetWriter:
         self._h5 = h5py.File(self._tmp, "w", track_order=True)
         self._write_attrs()
         self._counts: dict[str, int] = {}
+        self._pending: dict[str, list[tuple[float | int, str]]] = {}
+        self._rows: dict[str, list[tuple[h5py.Dataset, np.dtype, tuple[int, ...]]]] = {}  # per split: datasets
+        self._capacity: dict[str, int] = {}
         for split in SPLITS:
             self._create_split(split)
 
@@ -209,24 +219,45 @@ class DatasetWriter:
         group.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
                              chunks=(1024,), track_times=False)
         self._counts[split] = 0
+        self._pending[split] = []
+        self._rows[split] = [(group[m], group[m].dtype, self.shapes[m][0]) for m in self.meta.modalities]
+        self._capacity[split] = 0
 
     def append(self, split: str, sample: Mapping[str, np.ndarray], label: float | int, sample_id: str) -> None:
         """Write one sample at the end of `split`."""
-        group = self._h5[split]
         n = self._counts[split]
-        for modality in self.meta.modalities:
-            array = np.asarray(sample[modality])
-            expected = self.shapes[modality][0]
-            if array.shape != expected:
-                raise ValueError(f"{sample_id}: {modality} has shape {array.shape}, expected {expected}")
-            dset = group[modality]
-            dset.resize(n + 1, axis=0)
-            dset[n] = array
-        for name, value in (("labels", label), ("ids", sample_id)):
-            dset = group[name]
-            dset.resize(n + 1, axis=0)
-            dset[n] = value
+        grow = n >= self._capacity[split]
+        for modality, (dset, dtype, expected) in zip(self.meta.modalities, self._rows[split]):
+            given = np.asarray(sample[modality])
+            if given.shape != expected:
+                raise ValueError(f"{sample_id}: {modality} has shape {given.shape}, expected {expected}")
+            if dtype.kind in "iub" and given.dtype.kind not in "iub":  # a cast would truncate, not round
+                raise ValueError(f"{sample_id}: {modality} is {given.dtype}, which the file's {dtype} cannot hold")
+            array = np.ascontiguousarray(given, dtype=dtype)
+            if grow:
+                dset.resize(n + self.GROW_ROWS, axis=0)
+            dset.id.write_direct_chunk((n,) + (0,) * array.ndim, array.tobytes())
+        if grow:
+            self._capacity[split] = n + self.GROW_ROWS
+        self._pending[split].append((label, sample_id))
         self._counts[split] = n + 1
+        if len(self._pending[split]) >= self.LABEL_BLOCK:
+            self._flush_labels(split)
+
+    def _flush_labels(self, split: str) -> None:
+        """Write the buffered labels and ids of `split` after those already in the file."""
+        pending = self._pending[split]
+        if not pending:
+            return
+        group = self._h5[split]
+        start = group["labels"].shape[0]
+        labels, ids = zip(*pending)
+        columns = {"labels": np.asarray(labels, dtype=group["labels"].dtype), "ids": np.asarray(ids, dtype=object)}
+        for name, values in columns.items():
+            dset = group[name]
+            dset.resize(start + len(pending), axis=0)
+            dset[start:] = values
+        pending.clear()
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -237,6 +268,10 @@ class DatasetWriter:
         if empty:
             self.abort()
             raise ValueError(f"{self.path}: splits {empty} are empty; every split needs at least one sample")
+        for split, n in self._counts.items():
+            self._flush_labels(split)
+            for dset, _, _ in self._rows[split]:
+                dset.resize(n, axis=0)
         self._h5.close()
         self._ctx.__exit__(None, None, None)
 
