@@ -99,6 +99,29 @@ def test_audio_pitch_follows_the_shown_emotion() -> None:
         assert abs(peak - expected) < 0.05 * expected
 
 
+def test_actor_voice_scales_pitch_and_modulation_rate() -> None:
+    """A speaker-dependent voice: one actor factor for pitch and one for the modulation rate, drawn
+    from the actor's own stream, so the rate knob leaves every other draw alone."""
+    params = dataclasses.replace(TINY_DEMO, audio_informative=1.0, audio_snr_db=60.0, actor_pitch_spread=0.3,
+                                 actor_rate_spread=0.3, min_duration=2.0, max_duration=2.0)
+    plans = demo.plan_clips(params)
+    assert len({round(p.actor.pitch, 6) for p in plans}) == params.actors
+    assert len({round(p.actor.rate, 6) for p in plans}) == params.actors
+    assert all(0.7 <= p.actor.pitch <= 1.3 and 0.7 <= p.actor.rate <= 1.3 for p in plans)
+    for plan in plans[:: len(CLASS_NAMES) * params.sentences + 1][:3]:
+        wave = demo.synth_audio(plan, params).astype(np.float64)
+        frame = params.sample_rate // 100  # the envelope, from the RMS of 10 ms frames
+        envelope = np.sqrt(np.mean(wave[: wave.size // frame * frame].reshape(-1, frame) ** 2, axis=1))
+        spectrum = np.abs(np.fft.rfft(envelope - envelope.mean()))
+        rate = np.fft.rfftfreq(envelope.size, 1 / 100)[spectrum.argmax()]
+        expected = demo.MODULATION_HZ[plan.emotion] * plan.actor.rate
+        assert abs(rate - expected) <= 0.5 + 0.05 * expected, (plan.name, rate, expected)
+    fixed_rate = demo.plan_clips(dataclasses.replace(params, actor_rate_spread=0.0))
+    assert all(p.actor.rate == 1.0 for p in fixed_rate)
+    assert [(p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in fixed_rate] == \
+        [(p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in plans]
+
+
 def test_video_glyph_is_the_only_difference_between_emotions() -> None:
     params = dataclasses.replace(TINY_DEMO, video_noise=0.0)
     plan = demo.plan_clips(params)[0]
@@ -115,5 +138,7 @@ def test_params_errors_name_the_key() -> None:
         parse(demo.Params, {"sentences": 13}, "datasets.demo.generate")
     with pytest.raises(ConfigError, match=r"datasets\.demo\.generate\.video_contrast"):
         parse(demo.Params, {"video_contrast": 0}, "datasets.demo.generate")
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.generate\.actor_rate_spread"):
+        parse(demo.Params, {"actor_rate_spread": 0.5}, "datasets.demo.generate")
     assert parse(demo.Params, {}, "x") == demo.Params()
     assert len(demo.plan_clips(demo.Params())) == 600
