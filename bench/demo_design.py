@@ -58,6 +58,7 @@ def g2d(workdir: Path, threads: int, *args: str) -> None:
 
 
 def prepare(workdir: Path, params: dict[str, Any], threads: int) -> None:
+    """A design's folder: its params.yaml (validated), its demo raw files and their HDF5 file."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_params(workdir / "params.yaml", params)
     load_params([workdir / "params.yaml"])  # a bad design fails here, naming the key
@@ -66,6 +67,7 @@ def prepare(workdir: Path, params: dict[str, Any], threads: int) -> None:
 
 
 def run_seed(workdir: Path, seed: int, threads: int) -> dict[str, Any]:
+    """Teachers, scores, joint and G2D students and their evaluation for one seed; their metrics."""
     base = ("--dataset", DATASET, "--seed", str(seed))
     g2d(workdir, threads, "train-teachers", *base)
     g2d(workdir, threads, "score", *base)

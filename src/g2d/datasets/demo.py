@@ -180,6 +180,7 @@ def make_actor(seed: int, index: int, pitch_spread: float, rate_spread: float = 
     skin = rng.uniform([90.0, 120.0, 160.0], [130.0, 160.0, 210.0])
     pitch = float(rng.uniform(1 - pitch_spread, 1 + pitch_spread))
     face_scale = float(rng.uniform(0.9, 1.1))
+    # the rate is drawn last, so the traits drawn before it existed keep their values
     return Actor(code=str(FIRST_ACTOR + index), pitch=pitch,
                  rate=float(rng.uniform(1 - rate_spread, 1 + rate_spread)),
                  face_scale=face_scale, skin_bgr=(float(skin[0]), float(skin[1]), float(skin[2])))
