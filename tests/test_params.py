@@ -155,3 +155,31 @@ def test_ablation_presets_validate():
         assert set(p.ablations) == {"smp", "fusion", "suppression", "taus"}
         assert set(p.methods) == set(METHODS)
     assert load_params([ROOT / "params.yaml"]).ablations == {}
+
+
+def test_check_warns_on_adam_with_gradient_scaling_rules():
+    from g2d.config.params import optimizer_warnings
+
+    sgd = params_from_dict(mutate(optimizer="sgd", methods=["joint", "g2d", "ogm_ge", "agm"],
+                                  smp={"ranking": "batch", "suppression": "partial"}))
+    assert optimizer_warnings(sgd) == []
+    adam = params_from_dict(mutate(optimizer="adamw", methods=["joint", "ogm_ge", "agm", "g2d"]))
+    (line,) = optimizer_warnings(adam)
+    assert "optimizer: adamw with ogm_ge, agm:" in line and "g2d" not in line  # zero_grad: no coefficient
+    partial = params_from_dict(mutate(optimizer="adam", methods=["g2d", "joint"],
+                                      smp={"ranking": "batch", "suppression": "partial"}))
+    assert "g2d (smp.suppression: partial)" in optimizer_warnings(partial)[0]
+    variant = params_from_dict(mutate(optimizer="sgd", methods=["joint"], ablations={
+        "opt": {"over": "optimizer", "values": ["sgd", "adam"], "methods": ["ogm_ge"]}}))
+    (line,) = optimizer_warnings(variant)
+    assert line.startswith("ablations.opt variant adam: optimizer: adam with ogm_ge")
+
+
+def test_check_command_prints_the_warning(tmp_path, capsys):
+    from g2d.cli import main
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(mutate(optimizer="adam", methods=["joint", "ogm_ge"])))
+    assert main(["check", "--params", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "g2d check: warning: optimizer: adam with ogm_ge" in err

@@ -139,7 +139,7 @@ def test_evaluate_reports_metrics_ratio_and_alignment(teachers, tmp_path):
     result = evaluate.run(params, h5, scores, tmp_path / "s.pt", tmp_path / "metrics.json")
     assert set(result["test"]) == {"fused", "audio", "video"}
     assert 0 <= result["test"]["fused"]["accuracy"] <= 1 and "macro_f1" in result["test"]["video"]
-    assert result["weak_modality"] in ("audio", "video")
+    assert result["least_confident_teacher"] in ("audio", "video")
     assert set(result["confidence_ratio"]) == {"audio", "video"}
     assert all(-1 <= v <= 1 for v in result["feature_alignment"].values())
     assert json.loads((tmp_path / "metrics.json").read_text()) == result

@@ -123,6 +123,10 @@ def cmd_preset(params: Params, args: argparse.Namespace) -> None:
 
 
 def cmd_check(params: Params, args: argparse.Namespace) -> None:
+    from g2d.config.params import optimizer_warnings
+
+    for line in optimizer_warnings(params):
+        print(f"g2d check: warning: {line}", file=sys.stderr)
     print(f"params OK: datasets {', '.join(params.datasets)}; methods {', '.join(params.methods)}; "
           f"seeds {', '.join(map(str, params.seeds))}; ablations "
           + ("; ".join(f"{name} ({', '.join(a.overrides())} x {', '.join(a.methods)})"

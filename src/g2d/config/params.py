@@ -306,6 +306,37 @@ class Params:
                     raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
 
 
+SCALED_GRADIENT_METHODS = ("ogm_ge", "agm")  # methods whose rule multiplies encoder gradients by a coefficient
+SMP_METHODS = ("g2d", "joint_smp", "umt_smp")
+
+
+def optimizer_warnings(params: Params) -> list[str]:
+    """Settings that run but defeat their own purpose, one line each (`g2d check` prints them).
+
+    Adam and AdamW divide each step by a running RMS of the gradient, so multiplying an encoder's
+    gradients by a constant coefficient (OGM-GE, AGM, SMP's partial suppression) leaves the step
+    almost unchanged, and a gradient that shrinks because another modality already fits the labels
+    (the starvation these methods repair) is scaled back up. Checked for the base params and every
+    ablation variant.
+    """
+    runs = [("", params, params.methods)]
+    for name, ablation in params.ablations.items():
+        runs += [(f"ablations.{name} variant {variant}: ", params.variant(name, variant), ablation.methods)
+                 for variant in ablation.overrides()]
+    out = []
+    for where, p, methods in runs:
+        if p.optimizer not in ("adam", "adamw"):
+            continue
+        hit = [m for m in methods if m in SCALED_GRADIENT_METHODS]
+        if p.smp.suppression == "partial":
+            hit += [f"{m} (smp.suppression: partial)" for m in methods if m in SMP_METHODS]
+        if hit:
+            out.append(f"{where}optimizer: {p.optimizer} with {', '.join(hit)}: Adam-family optimizers divide each "
+                       "step by the gradient's running RMS, so these gradient coefficients barely change the update "
+                       "and the imbalance they act on is largely hidden; use optimizer: sgd (the paper's)")
+    return out
+
+
 def student_keys() -> tuple[str, ...]:
     """The top-level params a student run reads and an ablation may vary (g2d.pipeline's train_student)."""
     from g2d import pipeline

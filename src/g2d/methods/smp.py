@@ -124,8 +124,12 @@ class SMPGating(Method):
             self.ranking = rank_modalities(rho, self.ranking)
         coeffs = kappa(epoch, self.taus, self.ranking, rho, self.suppression)
         gate_gradients({m: model.encoder_parameters(m) for m in self.modalities}, coeffs, self.suppression)
+        chosen = prioritized(epoch, self.taus, self.ranking)
         logs = {"smp_phase": float(phase_of_epoch(epoch, self.taus) + 1)}
         logs.update({f"kappa_{m}": coeffs[m] for m in self.modalities})
+        # 1 when this batch prioritised m: the epoch's mean is the share of its samples that did (the report
+        # averages it per SMP phase)
+        logs.update({f"prioritised_{m}": float(m in chosen) for m in self.modalities})
         logs.update({f"rho_{m}": rho[m] for m in self.modalities})
         return logs
 

@@ -1,9 +1,12 @@
 """Stage evaluate: the validation-chosen student on the test split, once.
 
 Reports fused and per-modality accuracy and macro-F1 (regression: MAPE and R^2), the confidence
-ratio of each modality against its teacher (paper, Figure 6; the weak modality is the one whose
-teacher is least confident on the train split) and the cosine alignment of student and teacher
-features (paper, Figure 5). The test split is never used to choose anything.
+ratio of each modality against its teacher (paper, Figure 6; the report picks which modality's
+ratio to show, see g2d.stages.report.weak_modality), the modality whose teacher is least confident
+on the train split (SMP's first choice), the cosine alignment of student and teacher features
+(paper, Figure 5), and each encoder's linear-probe metrics (g2d.training.probe: the encoder alone,
+whatever split of class offsets the late-fusion heads drifted into). The test split is never used
+to choose anything: probes are fitted on train with their L2 weight chosen on validation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
 from g2d.training.predict import predict_student
+from g2d.training.probe import fit_probe
 from g2d.training.student import build_student
 
 
@@ -45,21 +49,23 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
     state = checkpoint.load(student_path, device)
     model = build_student(state, device)
     norm = Normalizer.from_dict(state["normalizer"])
-    test = SplitTensors(open_splits(params.data, data_path, ("test",))["test"], norm, device,
-                        workers=params.data.workers)
-    pred = predict_student(model, test, params.eval_batch_size)
+    data = {split: SplitTensors(s, norm, device, workers=params.data.workers)
+            for split, s in open_splits(params.data, data_path, ("train", "val", "test")).items()}
+    preds = {split: predict_student(model, d, params.eval_batch_size) for split, d in data.items()}
+    test, pred = data["test"], preds["test"]
     labels = test.split.labels
     target = test.target.cpu()
     teacher_test = read_scores(scores_path, "test")
     teacher_train = read_scores(scores_path, "train")
     teacher_rho = {m: cached_confidence(teacher_train[m].confidence, teacher_train[m].sq_error, meta.task)
                    for m in meta.modalities}
-    weak = min(meta.modalities, key=lambda m: teacher_rho[m])
+    least_confident = min(meta.modalities, key=lambda m: teacher_rho[m])
     result: dict = {
         "method": state["method"], "seed": state["seed"], "best_epoch": state["best_epoch"],
-        "weak_modality": weak, "test": {"fused": task_summary(meta.task, pred.fused, labels, norm)},
-        "teacher": {}, "confidence_ratio": {}, "feature_alignment": {},
+        "least_confident_teacher": least_confident, "test": {"fused": task_summary(meta.task, pred.fused, labels, norm)},
+        "teacher": {}, "confidence_ratio": {}, "feature_alignment": {}, "probe": {},
     }
+    targets = {split: d.target.cpu().numpy() for split, d in data.items()}
     for m in meta.modalities:
         result["test"][m] = task_summary(meta.task, pred.logits[m], labels, norm)
         result["teacher"][m] = task_summary(meta.task, teacher_test[m].logits, labels, norm)
@@ -67,5 +73,8 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
         teacher_rho_test = cached_confidence(teacher_test[m].confidence, teacher_test[m].sq_error, meta.task)
         result["confidence_ratio"][m] = student_rho / teacher_rho_test if teacher_rho_test > 0 else 0.0
         result["feature_alignment"][m] = cosine_alignment(pred.features[m], teacher_test[m].features)
+        probe = fit_probe(preds["train"].features[m], targets["train"], preds["val"].features[m], targets["val"],
+                          meta.task, meta.num_outputs, seed=state["seed"])
+        result["probe"][m] = task_summary(meta.task, probe.logits(pred.features[m]), labels, norm)
     write_json(out_path, result)
     return result

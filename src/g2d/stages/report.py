@@ -41,10 +41,71 @@ def aggregate(runs: Sequence[dict[str, Any]], modalities: Sequence[str], metric_
     """One run's evaluate output over seeds: each output's metrics, confidence ratio, alignment, best epoch."""
     entry: dict[str, Any] = {output: {k: mean_std([r["test"][output][k] for r in runs]) for k in metric_names}
                              for output in ["fused", *modalities]}
+    entry["probe"] = {m: {k: mean_std([r["probe"][m][k] for r in runs]) for k in metric_names} for m in modalities}
     for key in ("confidence_ratio", "feature_alignment"):
         entry[key] = {m: mean_std([r[key][m] for r in runs]) for m in modalities}
     entry["best_epoch"] = mean_std([r["best_epoch"] for r in runs])
     return entry
+
+
+def best_record(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch record of the checkpoint a run kept (chosen on validation): its last record names it."""
+    best = history[-1]["best_epoch"]
+    return next(r for r in history if r["epoch"] == best)
+
+
+def branch_ratios(joint_log: Sequence[dict[str, Any]], teacher_logs: dict[str, Sequence[dict[str, Any]]],
+                  classification: bool) -> dict[str, float]:
+    """Per modality, joint's branch against its teacher on validation, each at its chosen checkpoint:
+    accuracy over the teacher's accuracy, or (regression) the teacher's MSE over the branch's. Below 1:
+    joint training left that modality's branch behind its teacher; the lowest is the starved one."""
+    joint = best_record(joint_log)
+    out = {}
+    for m, log in teacher_logs.items():
+        teacher = best_record(log)
+        if classification:
+            out[m] = joint[f"val_acc_{m}"] / teacher["val_acc"] if teacher["val_acc"] > 0 else 0.0
+        else:
+            out[m] = teacher["val_mse"] / joint[f"val_mse_{m}"] if joint[f"val_mse_{m}"] > 0 else 1.0
+    return out
+
+
+def weak_modality(params: Params, root: Path, dataset: str, modalities: Sequence[str], classification: bool,
+                  least_confident: str) -> dict[str, Any]:
+    """The modality the report's Figure-6 ratio is about: the one joint training starves (lowest ratio of
+    joint's validation branch score to its teacher's, mean over seeds), or, when `joint` is not run, the
+    one whose teacher is least confident on train (SMP's ranking). Validation only: never the test split."""
+    if "joint" not in params.methods:
+        return {"modality": least_confident, "ratios": None,
+                "rule": "least confident teacher on the train split (joint is not among the methods, so the "
+                        "modality joint training starves is unknown)"}
+    ratios: dict[str, list[float]] = {m: [] for m in modalities}
+    for seed in params.seeds:
+        teachers_dir = root / pipeline.fill(pipeline.TEACHERS, dataset=dataset, seed=seed)
+        teacher_logs = {m: _read(teachers_dir / f"{m}.log.json") for m in modalities}
+        joint_log = _read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=seed, method="joint"))
+        for m, r in branch_ratios(joint_log, teacher_logs, classification).items():
+            ratios[m].append(r)
+    stats = {m: mean_std(v) for m, v in ratios.items()}
+    weak = min(modalities, key=lambda m: stats[m]["mean"])
+    metric = "accuracy" if classification else "MSE"
+    shown = ", ".join(f"{m} {stats[m]['mean']:.2f}" for m in modalities)
+    return {"modality": weak, "ratios": stats,
+            "rule": f"the modality joint training starves: lowest ratio of joint's validation {metric} on that "
+                    f"modality's branch to its teacher's ({shown})"}
+
+
+def smp_priority(history: Sequence[dict[str, Any]], modalities: Sequence[str]) -> dict[int, dict[str, float]] | None:
+    """Per SMP phase (1-based), the share of training samples whose batch prioritised each modality;
+    None for methods without SMP."""
+    if not history or f"prioritised_{modalities[0]}" not in history[0]:
+        return None
+    phases: dict[int, dict[str, list[float]]] = {}
+    for r in history:
+        per = phases.setdefault(int(r["smp_phase"]), {m: [] for m in modalities})
+        for m in modalities:
+            per[m].append(r[f"prioritised_{m}"])
+    return {phase: {m: statistics.fmean(v) for m, v in per.items()} for phase, per in sorted(phases.items())}
 
 
 def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
@@ -54,13 +115,22 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
     first = runs[params.seeds[0]][params.methods[0]]
     modalities = [k for k in first["test"] if k != "fused"]
     metric_names = list(first["test"]["fused"])
-    out: dict[str, Any] = {"modalities": modalities, "metrics": metric_names, "weak_modality": first["weak_modality"],
+    weak = weak_modality(params, root, dataset, modalities, "accuracy" in metric_names,
+                         first["least_confident_teacher"])
+    out: dict[str, Any] = {"modalities": modalities, "metrics": metric_names, "weak_modality": weak["modality"],
+                           "weak_modality_rule": weak["rule"], "joint_branch_ratio": weak["ratios"],
                            "teachers": {}, "methods": {}, "ablations": {}}
     for m in modalities:
         out["teachers"][m] = {k: mean_std([runs[s][params.methods[0]]["teacher"][m][k] for s in params.seeds])
                               for k in metric_names}
     for method in params.methods:
         out["methods"][method] = aggregate([runs[s][method] for s in params.seeds], modalities, metric_names)
+        per_seed = [smp_priority(_read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=s,
+                                                            method=method)), modalities) for s in params.seeds]
+        if per_seed[0] is not None:
+            out["methods"][method]["smp_priority"] = {
+                str(phase): {m: mean_std([p[phase][m] for p in per_seed]) for m in modalities}
+                for phase in per_seed[0]}
     variant_eval = pipeline.in_variant(pipeline.EVAL)
     for name, ablation in params.ablations.items():
         variants: dict[str, Any] = {}
@@ -114,7 +184,29 @@ def table(summary: dict[str, Any], metric: str, scale: float) -> str:
         row += [_fmt(summary["teachers"][m][metric], scale) if m == output else "-" for m in mods]
         row += [_fmt(summary["methods"][meth][output][metric], scale) for meth in methods]
         lines.append("| " + " | ".join(row) + " |")
+    for m in mods:
+        row = [f"{m} encoder, linear probe", *("-" for _ in mods)]
+        row += [_fmt(summary["methods"][meth]["probe"][m][metric], scale) for meth in methods]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def priority_table(summary: dict[str, Any], taus: Sequence[int]) -> list[str]:
+    """Markdown lines: per SMP method and phase, the share of training samples whose batch prioritised each
+    modality (mean ± std over seeds); nothing when no method uses SMP."""
+    mods = summary["modalities"]
+    rows = []
+    for method, e in summary["methods"].items():
+        for phase, shares in e.get("smp_priority", {}).items():
+            j = int(phase)
+            first, last = sum(taus[:j - 1]) + 1, sum(taus[:j])
+            kind = "all jointly" if j == len(taus) else f"rank-{j} modality alone"
+            rows.append(f"| {method} | {j} ({kind}), epochs {first}-{last} | "
+                        + " | ".join(_fmt(shares[m], 100) for m in mods) + " |")
+    if not rows:
+        return []
+    return ["### SMP: share of training batches that prioritised each modality (%)", "",
+            "| method | phase | " + " | ".join(mods) + " |", "|---|---|" + "---|" * len(mods), *rows, ""]
 
 
 def run(params: Params, root: Path, report_path: Path, summary_path: Path, figures_dir: Path,
@@ -132,20 +224,26 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
             k = len(s["modalities"])
             taus = params.taus(k)
             sections += [f"## {dataset}", "", f"Modalities: {', '.join(s['modalities'])}; SMP schedule tau = "
-                         f"{tuple(taus)}; weak modality (least confident teacher on train): **{s['weak_modality']}**.",
-                         ""]
+                         f"{tuple(taus)}; weak modality: **{s['weak_modality']}**, chosen as "
+                         f"{s['weak_modality_rule']}.", ""]
             for metric in s["metrics"]:
                 sections += [f"### Test {metric}{unit if metric in ('accuracy', 'macro_f1') else ''}", "",
                              table(s, metric, scale if metric in ("accuracy", "macro_f1") else 1.0), ""]
+            sections += ["Per-modality rows are each branch's own output (the paper's Audio/Video rows). Under late "
+                         "fusion the training loss does not fix how the branches' heads share class offsets, so a "
+                         "branch's output can be wrong where the fused one is right; the *linear probe* rows fit a "
+                         "linear classifier on the train split's features of that encoder (L2 weight chosen on "
+                         "validation) and measure the encoder alone.", ""]
             weak = s["weak_modality"]
             sections += ["### Modality imbalance", "",
-                         "| method | confidence ratio of the weak modality (Fig. 6) | "
+                         f"| method | confidence ratio of {weak}, the weak modality (Fig. 6) | "
                          + " | ".join(f"feature alignment {m} (Fig. 5)" for m in s["modalities"]) + " |",
                          "|---|---|" + "---|" * k]
             for method, e in s["methods"].items():
                 sections.append(f"| {method} | {_fmt(e['confidence_ratio'][weak], 1)} | "
                                 + " | ".join(_fmt(e["feature_alignment"][m], 1) for m in s["modalities"]) + " |")
             sections.append("")
+            sections += priority_table(s, taus)
             main_metric = s["metrics"][0]
             main_scale = scale if main_metric in ("accuracy", "macro_f1") else 1.0
             for name in s["ablations"]:
