@@ -47,10 +47,13 @@ class TeacherParams:
 
 @dataclass(frozen=True)
 class SMPParams:
-    """The choices METHOD.md leaves open for Sequential Modality Prioritization."""
+    """The choices METHOD.md leaves open for Sequential Modality Prioritization, and which parameters of
+    a suppressed encoder kappa reaches: `all` (the paper's Eq. 8) or `conv` (the reference code: 4-D
+    conv weights only, so normalisation layers and biases keep training)."""
 
     ranking: Literal["batch", "global"] = "batch"
     suppression: Literal["zero_grad", "freeze", "partial"] = "zero_grad"
+    gate: Literal["all", "conv"] = "all"
 
 
 @dataclass(frozen=True)

@@ -58,5 +58,5 @@ class MultimodalStudent(nn.Module):
                              logits=dict(zip(self.modalities, per_mod)), fused=fused)
 
     def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
-        """The parameters SMP gates for `modality` (its encoder only; heads and fusion always train)."""
+        """The parameters of `modality`'s encoder: what SMP, OGM-GE and AGM modulate (heads and fusion always train)."""
         return list(self.encoders[modality].parameters())

@@ -47,8 +47,7 @@ def make_method(params: Params, name: str, meta: DatasetMeta) -> Method:
     taus = params.taus(len(meta.modalities))
     options = {"options": getattr(params, cls.section)} if cls.section else {}
     return cls(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha, beta=params.beta,
-               temperature=params.temperature, ranking=params.smp.ranking, suppression=params.smp.suppression,
-               **options)
+               temperature=params.temperature, smp=params.smp, **options)
 
 
 def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix: str) -> dict[str, float]:
