@@ -108,6 +108,16 @@ def test_ogm_outside_its_epoch_window_leaves_gradients_alone():
     assert all(torch.equal(p.grad, torch.ones_like(p)) for p in model.parameters())
 
 
+def test_ogm_default_window_is_the_official_51_epochs():
+    """The official `modulation_starts <= epoch <= modulation_ends` with 0-based epochs 0 and 50 modulates
+    51 epochs; ours are 1-based: epochs 1..51."""
+    official = range(0, 50 + 1)
+    method = OGMGE(**COMMON, options=OGMGEParams(alpha=1.0, ge=False))
+    model, batch, out = TinyStudent(), tiny_batch(2), output({"a": [[5.0, 0, 0]] * 2, "v": [[0.0, 0, 0]] * 2})
+    active = [e for e in range(1, 60) if method.modulate(model, batch, e, out)["ogm_coeff_a"] < 1]
+    assert active == list(range(1, 52)) and len(active) == len(official)
+
+
 def test_ge_noise_has_the_gradient_std():
     p = nn.Parameter(torch.zeros(200, 100))
     g = torch.Generator().manual_seed(0)
