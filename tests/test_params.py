@@ -156,3 +156,75 @@ def test_ablation_presets_validate():
         assert set(p.ablations) == {"smp", "fusion", "suppression", "taus"}
         assert set(p.methods) == set(METHODS)
     assert load_params([ROOT / "params.yaml"]).ablations == {}
+
+
+def two_datasets(student: dict, **extra) -> dict:
+    """BASE with a second dataset `other` (the demo's settings) whose `student` section is `student`."""
+    d = copy.deepcopy(BASE)
+    d["datasets"]["other"] = {**copy.deepcopy(d["datasets"]["demo"]), "student": student}
+    return deep_merge(d, extra)
+
+
+def test_dataset_student_overrides_apply_to_their_dataset_only():
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp": {"gate": "conv"}, "fusion": "film"}))
+    other, demo = p.for_dataset("other"), p.for_dataset("demo")
+    assert (other.ogm_ge.alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
+    assert other.ogm_ge.end == p.ogm_ge.end and other.smp.suppression == p.smp.suppression  # only the keys named
+    assert demo == p and p.ogm_ge.alpha == 0.1
+    with pytest.raises(ConfigError, match=r"datasets.nope: no such dataset in params; defined: demo, other"):
+        p.for_dataset("nope")
+
+
+def test_ablation_variant_applies_on_top_of_the_dataset_overrides():
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp.gate": "conv"}, ablations={
+        "alpha": {"over": "ogm_ge.alpha", "values": [0.3], "methods": ["ogm_ge"]}}))
+    v = p.for_dataset("other").variant("alpha", "0.3")
+    assert v.ogm_ge.alpha == 0.3 and v.smp.gate == "conv"
+
+
+@pytest.mark.parametrize("student, message", [
+    ({"teacher.epochs": 3}, r"datasets.other.student.teacher.epochs: 'teacher.epochs' is not a student param"),
+    ({"seeds": [1]}, r"datasets.other.student.seeds: 'seeds' is not a student param .*choose from .*ogm_ge"),
+    ({"ogm_ge.alpha": -1}, r"datasets.other.student.ogm_ge.alpha: must be non-negative"),
+    ({"ogm_ge": {"bogus": 1}}, r"datasets.other.student.ogm_ge.bogus: unknown key; allowed keys here: alpha"),
+    ({"smp.gate": "bn"}, r"datasets.other.student.smp.gate: 'bn' is not allowed; choose one of all, conv"),
+    ({"fusion": "tensor"}, r"datasets.other.student.fusion: unknown fusion 'tensor'; choose from late"),
+    ({"lr": "fast"}, r"datasets.other.student.lr: expected a number"),
+])
+def test_bad_dataset_student_overrides_name_the_key(student, message):
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(two_datasets(student))
+
+
+def test_an_ablation_invalid_on_a_dataset_s_overrides_is_refused():
+    bad = two_datasets({"ogm_ge.start": 10}, ablations={
+        "end": {"over": "ogm_ge.end", "values": [5], "methods": ["ogm_ge"]}})
+    with pytest.raises(ConfigError, match=r"ablations.end.values\[0\] on top of datasets.other.student: "
+                                          r"ogm_ge.end: must be >= start \(10\)"):
+        params_from_dict(bad)
+
+
+def test_student_runs_of_the_cli_use_the_dataset_params():
+    import argparse
+
+    from g2d.cli import _run_params
+
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8}, ablations={
+        "gate": {"over": "smp.gate", "values": ["conv"], "methods": ["g2d"]}}))
+    run = argparse.Namespace(dataset="other", ablation=None, variant=None)
+    assert _run_params(p, run).ogm_ge.alpha == 0.8
+    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).ogm_ge.alpha == 0.1
+    v = _run_params(p, argparse.Namespace(**{**vars(run), "ablation": "gate", "variant": "conv"}))
+    assert v.ogm_ge.alpha == 0.8 and v.smp.gate == "conv"
+
+
+def test_dataset_student_section_reruns_exactly_the_student_stages():
+    from g2d import pipeline
+
+    readers = {s.name for s in pipeline.STAGES if "datasets.{dataset}.student" in s.params}
+    assert readers == {"train_student", "ablate"}
+
+
+def test_paper_preset_sets_ogm_alpha_for_cremad_only():
+    paper = load_params([ROOT / "params.yaml", ROOT / "config/presets/paper.yaml"])
+    assert paper.ogm_ge.alpha == 0.1 and paper.for_dataset("cremad").ogm_ge.alpha == 0.8

@@ -44,7 +44,7 @@ CURVES = "reports/curves"
 METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
-STUDENT_PARAMS = ("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
+STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
                   "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", "data", *OPTIM)
 
 STAGES: tuple[Stage, ...] = (

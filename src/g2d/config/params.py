@@ -188,12 +188,15 @@ class DataParams:
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
+    """One dataset to run: its raw source, where the raw files are, per-modality encoders, and `student`:
+    overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
+    mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`."""
 
     source: str
     raw_dir: str
     encoders: dict[str, str]
     preprocess: Any = None
+    student: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -238,21 +241,39 @@ class Params:
             raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
         return all_taus[:k]
 
+    def with_student_overrides(self, overrides: Mapping[str, Any]) -> "Params":
+        """These params with student keys set ({dotted key: value}), each type-checked and validated as
+        params.yaml itself is: the one place ablation variants and per-dataset overrides are applied."""
+        out = self
+        for key, value in overrides.items():
+            out = override(out, key, value)
+        out.validate_knobs()
+        return out
+
     def variant(self, ablation: str, variant: str) -> "Params":
-        """These params with one ablation variant's overrides applied (the only place they are applied)."""
+        """These params with one ablation variant's overrides applied (on a dataset's params: after
+        `for_dataset`, so the variant's keys win)."""
         require(ablation in self.ablations, f"ablations.{ablation}",
                 f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}")
         variants = self.ablations[ablation].overrides()
         require(variant in variants, f"ablations.{ablation}",
                 f"unknown variant {variant!r}; its variants: {', '.join(variants)}")
-        out = self
-        for key, value in variants[variant].items():
-            out = override(out, key, value)
-        out.validate_knobs()
-        return out
+        return self.with_student_overrides(variants[variant])
+
+    def for_dataset(self, name: str) -> "Params":
+        """The params a student of dataset `name` trains and is evaluated with: these, with
+        `datasets.<name>.student` applied; errors name that key."""
+        require(name in self.datasets, f"datasets.{name}",
+                f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}")
+        where = f"datasets.{name}.student"
+        try:
+            return self.with_student_overrides(dotted(self.datasets[name].student))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from exc
 
     def validate(self, where: str) -> None:
         self.validate_knobs()
+        self.validate_dataset_overrides()
         self.validate_ablations()
 
     def validate_knobs(self) -> None:
@@ -293,29 +314,63 @@ class Params:
                 require(enc in ENCODERS, f"{key}.encoders.{modality}",
                         f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
 
+    def validate_dataset_overrides(self) -> None:
+        """Each dataset's `student` section names student keys only, and its params validate."""
+        for name, ds in self.datasets.items():
+            for key in dotted(ds.student):
+                require_student_key(key, f"datasets.{name}.student.{key}")
+            self.for_dataset(name)
+
     def validate_ablations(self) -> None:
-        """Names are file names, `over` names student keys only, and every variant's params validate."""
-        allowed = student_keys()
+        """Names are file names, `over` names student keys only, and every variant's params validate, on
+        the base params and on every dataset's (its `student` overrides applied first)."""
         for name, ablation in self.ablations.items():
             require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, f"ablations.{name}",
                     "ablation names may use letters, digits and _ only (they become file and stage names)")
             for i, key in enumerate(ablation.keys):
-                over = f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str) else "")
-                require(key.split(".")[0] in allowed, over,
-                        f"{key!r} is not a student param (teachers and scores are shared by every variant); "
-                        f"choose from {', '.join(allowed)} or a key inside one of them")
+                require_student_key(key, f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str)
+                                                                      else ""))
             for i, variant in enumerate(ablation.overrides()):
                 try:
                     self.variant(name, variant)
                 except ConfigError as exc:
                     raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
+                for ds in (ds for ds, spec in self.datasets.items() if spec.student):
+                    try:
+                        self.for_dataset(ds).variant(name, variant)
+                    except ConfigError as exc:
+                        raise ConfigError(f"ablations.{name}.values[{i}] on top of datasets.{ds}.student: "
+                                          f"{exc}") from exc
 
 
 def student_keys() -> tuple[str, ...]:
-    """The top-level params a student run reads and an ablation may vary (g2d.pipeline's train_student)."""
+    """The top-level params a student run reads and an ablation or a dataset's `student` section may
+    vary (g2d.pipeline's train_student)."""
     from g2d import pipeline
 
     return tuple(k for k in pipeline.stage("train_student").params if "{" not in k)
+
+
+def require_student_key(key: str, where: str) -> None:
+    """`key` (dotted) must be a student param or a key inside one; the error names `where`."""
+    allowed = student_keys()
+    require(key.split(".")[0] in allowed, where,
+            f"{key!r} is not a student param (teachers and scores are shared by all students of a dataset); "
+            f"choose from {', '.join(allowed)} or a key inside one of them")
+
+
+def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested override mappings as dotted keys: {ogm_ge: {alpha: 0.8}} -> {ogm_ge.alpha: 0.8}, so that a
+    mapping sets the keys it names and leaves the rest of its section as params.yaml has them (no
+    student param's value is itself a mapping)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(dotted(value, full))
+        else:
+            out[full] = value
+    return out
 
 
 def override(section: T, key: str, value: Any, where: str = "") -> T:
@@ -412,12 +467,10 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
         require(not unknown, f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
                 f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}")
-        datasets[name] = DatasetParams(source=ds.source, raw_dir=ds.raw_dir, encoders=ds.encoders, preprocess=pre)
+        datasets[name] = dataclasses.replace(ds, preprocess=pre)
     demo = None
     if params.demo is not None:
         from g2d.datasets import demo as demo_source
 
         demo = parse(demo_source.Params, params.demo, "demo")
-    from dataclasses import replace
-
-    return replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))
+    return dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))
