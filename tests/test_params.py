@@ -62,6 +62,8 @@ def test_shipped_params_and_presets_validate():
     ({"smp__suppression": "soft"}, r"smp.suppression: 'soft' is not allowed; choose one of zero_grad, freeze, partial"),
     ({"smp__ranking": "epoch"}, r"smp.ranking: 'epoch' is not allowed"),
     ({"smp__gate": "bn"}, r"smp.gate: 'bn' is not allowed; choose one of all, conv"),
+    ({"film__modulated": "middle"}, r"film.modulated: 'middle' is not allowed; choose one of last, first"),
+    ({"gated__form": "both"}, r"gated.form: 'both' is not allowed; choose one of symmetric, one_way"),
     ({"optimizer": "lbfgs"}, r"optimizer: 'lbfgs' is not allowed; choose one of sgd, adam, adamw"),
     ({"device": "tpu"}, r"device: 'tpu' is not allowed"),
     ({"seeds": []}, r"seeds: give at least one seed"),

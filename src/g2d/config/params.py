@@ -114,6 +114,25 @@ class AGMParams:
         require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
 
 
+@dataclass(frozen=True)
+class FiLMParams:
+    """FiLM fusion: which modality's features are modulated by the others'. last: the last in the
+    dataset's order, conditioned on the concatenation of the others (for two modalities audio
+    conditions video, as the G2D reference code's FiLM, x_film=True); first: the first (g2d's earlier
+    direction)."""
+
+    modulated: Literal["last", "first"] = "last"
+
+
+@dataclass(frozen=True)
+class GatedParams:
+    """Gated fusion: symmetric (BiGated, Kiela et al.: every modality gated by the mean of the others)
+    or one_way (the G2D reference code's GatedFusion, x_gate=True: sigmoid(W_1 f_1) gates the mean of
+    the others' projections; for two modalities sigmoid(W_a f_a) * W_v f_v)."""
+
+    form: Literal["symmetric", "one_way"] = "symmetric"
+
+
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -213,6 +232,8 @@ class Params:
     beta: float = 1.0
     temperature: float = 1.0
     fusion: str = "late"
+    film: FiLMParams = field(default_factory=FiLMParams)
+    gated: GatedParams = field(default_factory=GatedParams)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -240,6 +261,13 @@ class Params:
         if k > len(all_taus):
             raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
         return all_taus[:k]
+
+    def fusion_options(self, fusion: str) -> dict[str, Any]:
+        """The knobs of fusion `fusion` as keyword arguments: its params.yaml section for fusions that
+        have one (g2d.pipeline.FUSION_SECTIONS), else none."""
+        from g2d.pipeline import FUSION_SECTIONS
+
+        return dataclasses.asdict(getattr(self, fusion)) if fusion in FUSION_SECTIONS else {}
 
     def with_student_overrides(self, overrides: Mapping[str, Any]) -> "Params":
         """These params with student keys set ({dotted key: value}), each type-checked and validated as
