@@ -17,7 +17,8 @@ from torch import nn
 
 from conftest import toy_params, write_toy_dataset
 from g2d.methods import METHODS, get_method
-from g2d.methods.agm import AGM, agm_coefficients, discrepancy_ratios, mono_modal_scores
+from g2d.methods.agm import (AGM, agm_coefficients, discrepancy_ratios, mono_modal_responses, mono_modal_scores,
+                            shapley_values)
 from g2d.methods.base import Method
 from g2d.methods.g2d import G2D
 from g2d.methods.mla import MLA, project_out
@@ -288,14 +289,56 @@ def test_agm_ratios_and_coefficients_by_hand():
     assert r["a"] == pytest.approx(math.exp(2.0)) and r["t"] == pytest.approx(math.exp(-2.5))
 
 
-def test_agm_scores_zero_the_other_modality_and_scale_encoder_gradients():
+class KnownF(nn.Module):
+    """A stand-in student whose fused output is known: f = x_a + x_v + x_t + x_a * x_v + 1 (per input,
+    over the modalities present), recording the mode and grad state of every call."""
+
+    def __init__(self, modalities: tuple[str, ...]) -> None:
+        super().__init__()
+        self.modalities, self.calls = list(modalities), []
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> StudentOutput:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        fused = sum(inputs.values()) + inputs["a"] * inputs["v"] + 1.0
+        return StudentOutput(features={}, logits={}, fused=fused)
+
+
+def test_shapley_responses_by_hand_two_modalities():
+    model = KnownF(MODS).train()
+    a, v = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[2.0, 3.0, 0.5]])
+    r = mono_modal_responses(model, {"a": a, "v": v})
+    f = {"av": a + v + a * v + 1, "a0": a + 1, "0v": v + 1}
+    assert torch.allclose(r["a"], 0.5 * (f["av"] - f["0v"] + f["a0"]))  # AGM's Modality_Audio
+    assert torch.allclose(r["a"], torch.tensor([[2.5, 0.5, -0.75]]))  # a + a v / 2 + 1 / 2
+    assert torch.allclose(r["v"], torch.tensor([[3.5, 3.5, 0.75]]))  # v + a v / 2 + 1 / 2
+    assert torch.allclose(r["a"] + r["v"], f["av"])  # efficiency, with f(empty) taken as 0
+    assert model.training and model.calls == [(False, False)] * 3  # 2^2 - 1 passes, eval, no grad
+
+
+def test_shapley_responses_by_hand_three_modalities():
+    x = {"a": torch.tensor([[1.0]]), "v": torch.tensor([[2.0]]), "t": torch.tensor([[4.0]])}
+    r = mono_modal_responses(KnownF(("a", "v", "t")), x)
+    # additive parts go to their modality, the a-v interaction half to each, the constant a third to each
+    assert r["a"].item() == pytest.approx(1.0 + 2.0 / 2 + 1 / 3)
+    assert r["v"].item() == pytest.approx(2.0 + 2.0 / 2 + 1 / 3)
+    assert r["t"].item() == pytest.approx(4.0 + 1 / 3)
+    assert shapley_values(lambda s: float(len(s) ** 2), ["p", "q", "r"]) == pytest.approx(
+        {"p": 3.0, "q": 3.0, "r": 3.0})
+
+
+def test_agm_scores_are_the_loss_of_the_shapley_response_and_scale_encoder_gradients():
     model, batch = TinyStudent("late"), tiny_batch()
     model.train()
     scores = mono_modal_scores(model, batch, "classification")
     assert model.training
+    zero = {m: torch.zeros_like(x) for m, x in batch.inputs.items()}
     with torch.no_grad():
-        only_a = model({"a": batch.inputs["a"], "v": torch.zeros_like(batch.inputs["v"])}).fused
-    assert scores["a"] == pytest.approx(float(nn.functional.cross_entropy(only_a, batch.target)))
+        both = model(batch.inputs).fused
+        only_a = model({"a": batch.inputs["a"], "v": zero["v"]}).fused
+        only_v = model({"a": zero["a"], "v": batch.inputs["v"]}).fused
+    response_a = 0.5 * (both - only_v + only_a)
+    assert scores["a"] == pytest.approx(float(nn.functional.cross_entropy(response_a, batch.target)))
+    assert scores["a"] != pytest.approx(float(nn.functional.cross_entropy(only_a, batch.target)))
     method = AGM(**COMMON, options=AGMParams(alpha=0.5))
     method.running = {"a": 1.0, "v": 1.2}
     method.steps = 3
