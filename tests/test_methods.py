@@ -38,14 +38,15 @@ COMMON = {"modalities": MODS, "task": "classification", "taus": (1, 1)}
 
 
 class TinyStudent(MultimodalStudent):
-    """MultimodalStudent on plain vectors: one bias-free linear encoder per modality and a real fusion."""
+    """MultimodalStudent on plain vectors: one linear encoder per modality (bias-free unless asked) and a
+    real fusion."""
 
     def __init__(self, fusion: str = "late", dims_in: int = 3, dim: int = 2, classes: int = 3,
-                 modalities: tuple[str, ...] = MODS, seed: int = 0) -> None:
+                 modalities: tuple[str, ...] = MODS, seed: int = 0, bias: bool = False) -> None:
         nn.Module.__init__(self)
         torch.manual_seed(seed)
         self.modalities = list(modalities)
-        self.encoders = nn.ModuleDict({m: nn.Linear(dims_in, dim, bias=False) for m in modalities})
+        self.encoders = nn.ModuleDict({m: nn.Linear(dims_in, dim, bias=bias) for m in modalities})
         self.fusion = build_fusion(fusion, [dim] * len(modalities), classes)
 
 
@@ -206,13 +207,30 @@ def test_mmpareto_cosine_branch_by_hand():
     assert torch.allclose(combined, torch.tensor([3.0, 1.5]))  # mean (1, 0.5) rescaled to |(2, 1)|, x 1.5
 
 
+def test_mmpareto_rescales_per_tensor_and_only_upward_by_hand():
+    # an encoder of two tensors, sizes 2 and 1; cosine -2 / sqrt(6) < 0, so the min-norm weight:
+    g_mm, g_uni = torch.tensor([1.0, 0.0, 1.0]), torch.tensor([-1.0, 1.0, -1.0])
+    combined, cos, w = pareto_combine(g_mm, g_uni, 1.5, "tensor", [2, 1])
+    assert w == pytest.approx(5 / 9)  # g = 2 (w g_mm + (1 - w) g_uni) = (2/9, 8/9 | 2/9); g_mm + g_uni = (0, 1 | 0)
+    first = torch.tensor([2.0, 8.0]) / math.sqrt(68)  # |(2/9, 8/9)| < 1: scaled up to norm 1
+    assert torch.allclose(combined, 1.5 * torch.cat([first, torch.tensor([2 / 9])]))  # 2/9 > 0: never scaled down
+    whole, _, _ = pareto_combine(g_mm, g_uni, 1.5, "encoder", [2, 1])  # the whole encoder to |(0, 1, 0)| = 1
+    assert torch.allclose(whole, 1.5 * torch.tensor([2.0, 8.0, 2.0]) / math.sqrt(72))
+    same, _, w = pareto_combine(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([1.0, 1.0, 0.0]), 1.5, "tensor", [2, 1])
+    assert w == 0.5 and torch.allclose(same, 1.5 * torch.tensor([2.0, 1.0, 2.0]))  # agreeing: the plain sum
+    zero, _, _ = pareto_combine(torch.zeros(3), torch.zeros(3), 1.5, "tensor", [2, 1])
+    assert torch.equal(zero, torch.zeros(3))
+    with pytest.raises(ValueError, match="mmpareto.rescale 'layer'; choose tensor or encoder"):
+        pareto_combine(g_mm, g_uni, 1.5, "layer")
+
+
 def test_min_norm_weight_is_clipped_to_the_segment():
     assert min_norm_weight(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0])) == 1.0
     assert min_norm_weight(torch.tensor([2.0, 0.0]), torch.tensor([2.0, 0.0])) == 0.5
 
 
 def test_mmpareto_step_uses_both_gradients_and_differs_from_joint():
-    model, batch = TinyStudent("late"), tiny_batch()
+    model, batch = TinyStudent("late", bias=True), tiny_batch()  # two tensors per encoder: rescaled one by one
     out = model(batch.inputs)
     method = MMPareto(**COMMON, options=MMParetoParams(gamma=1.5))
     l_mm = torch.nn.functional.cross_entropy(out.fused, batch.target)
@@ -222,7 +240,7 @@ def test_mmpareto_step_uses_both_gradients_and_differs_from_joint():
         params = model.encoder_parameters(m)
         g_mm, g_uni = flat_grad(l_mm, params), flat_grad(uni[m], params)
         assert not torch.allclose(g_mm, g_uni, atol=1e-4)  # two separate gradients, not one backward of the sum
-        expected[m] = pareto_combine(g_mm, g_uni, 1.5)[0]
+        expected[m] = pareto_combine(g_mm, g_uni, 1.5, "tensor", [p.numel() for p in params])[0]
     joint = torch.cat([g.reshape(-1) for g in torch.autograd.grad(l_mm, model.encoder_parameters("a"))])
     logs, _ = method.train_step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0), 1)
     for m in MODS:

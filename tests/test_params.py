@@ -51,6 +51,7 @@ def test_shipped_params_and_presets_validate():
     ({"umt__weight": -0.5}, r"umt.weight: must be non-negative"),
     ({"mla__inference": "vote"}, r"mla.inference: 'vote' is not allowed; choose one of entropy, fixed"),
     ({"mmpareto__gamma": 0}, r"mmpareto.gamma: must be positive"),
+    ({"mmpareto__rescale": "layer"}, r"mmpareto.rescale: 'layer' is not allowed; choose one of tensor, encoder"),
     ({"agm__alpha": -1}, r"agm.alpha: must be non-negative"),
     ({"agm__beta": 1}, r"agm.beta: unknown key; allowed keys here: alpha"),
     ({"methods": ["joint", "magic"]}, r"methods\[1\]: unknown method 'magic'; choose from joint, g2d"),

@@ -95,9 +95,12 @@ class MLAParams:
 
 @dataclass(frozen=True)
 class MMParetoParams:
-    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's rescaling of the combined gradient."""
+    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's scale of the combined gradient; rescale:
+    tensor (the official code: per parameter tensor, scaled up to |g_mm + g_uni| when smaller, never
+    down) or encoder (the whole encoder's gradient scaled up or down to that norm)."""
 
     gamma: float = 1.5
+    rescale: Literal["tensor", "encoder"] = "tensor"
 
     def validate(self, where: str) -> None:
         require(self.gamma > 0, f"{where}.gamma", "must be positive")
