@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import toy_params, write_toy_dataset
+from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 from g2d.methods import METHODS, get_method
 from g2d.methods.agm import (AGM, agm_coefficients, discrepancy_ratios, mono_modal_responses, mono_modal_scores,
                             shapley_values)
@@ -28,33 +28,10 @@ from g2d.methods.smp import SMPGating
 from g2d.methods.umt import UMT, UMTSMP
 from g2d.config.params import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
 from g2d.models.fusion import build_fusion
-from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 from g2d.training.data import Batch, TeacherBatch
-
-MODS = ("a", "v")
-COMMON = {"modalities": MODS, "task": "classification", "taus": (1, 1)}
-
-
-class TinyStudent(MultimodalStudent):
-    """MultimodalStudent on plain vectors: one linear encoder per modality (bias-free unless asked) and a
-    real fusion."""
-
-    def __init__(self, fusion: str = "late", dims_in: int = 3, dim: int = 2, classes: int = 3,
-                 modalities: tuple[str, ...] = MODS, seed: int = 0, bias: bool = False) -> None:
-        nn.Module.__init__(self)
-        torch.manual_seed(seed)
-        self.modalities = list(modalities)
-        self.encoders = nn.ModuleDict({m: nn.Linear(dims_in, dim, bias=bias) for m in modalities})
-        self.fusion = build_fusion(fusion, [dim] * len(modalities), classes)
-
-
-def tiny_batch(n: int = 4, dims_in: int = 3, modalities: tuple[str, ...] = MODS, seed: int = 1,
-               teacher: TeacherBatch | None = None) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(index=torch.arange(n), inputs={m: torch.randn(n, dims_in, generator=g) for m in modalities},
-                 target=torch.tensor([0, 1, 2, 0][:n]), teacher=teacher)
 
 
 def set_grads(model: nn.Module, value: float = 1.0) -> None:
