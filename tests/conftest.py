@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic dataset file in the real HDF5 schema and matching params."""
+"""Shared fixtures: a small synthetic dataset file in the real HDF5 schema and matching params, and a tiny
+student on plain vectors for the update rules' tests."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from torch import nn
 
 from g2d.config.params import Params, params_from_dict
 from g2d.io.hdf5 import DatasetMeta, DatasetWriter
+from g2d.models.fusion import build_fusion
+from g2d.models.student import MultimodalStudent
+from g2d.training.data import Batch, TeacherBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -52,3 +58,27 @@ def toy_params(**overrides) -> Params:
 @pytest.fixture
 def toy_h5(tmp_path: Path) -> Path:
     return write_toy_dataset(tmp_path / "toy.h5")
+
+
+MODS = ("a", "v")
+COMMON = {"modalities": MODS, "task": "classification", "taus": (1, 1)}
+
+
+class TinyStudent(MultimodalStudent):
+    """MultimodalStudent on plain vectors: one linear encoder per modality (bias-free unless asked) and a
+    real fusion."""
+
+    def __init__(self, fusion: str = "late", dims_in: int = 3, dim: int = 2, classes: int = 3,
+                 modalities: tuple[str, ...] = MODS, seed: int = 0, bias: bool = False) -> None:
+        nn.Module.__init__(self)
+        torch.manual_seed(seed)
+        self.modalities = list(modalities)
+        self.encoders = nn.ModuleDict({m: nn.Linear(dims_in, dim, bias=bias) for m in modalities})
+        self.fusion = build_fusion(fusion, [dim] * len(modalities), classes)
+
+
+def tiny_batch(n: int = 4, dims_in: int = 3, modalities: tuple[str, ...] = MODS, seed: int = 1,
+               teacher: TeacherBatch | None = None) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(index=torch.arange(n), inputs={m: torch.randn(n, dims_in, generator=g) for m in modalities},
+                 target=torch.tensor([0, 1, 2, 0][:n]), teacher=teacher)

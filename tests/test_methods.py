@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import toy_params, write_toy_dataset
+from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 from g2d.methods import METHODS, get_method
-from g2d.methods.agm import AGM, agm_coefficients, discrepancy_ratios, mono_modal_scores
+from g2d.methods.agm import (AGM, agm_coefficients, discrepancy_ratios, mono_modal_responses, mono_modal_scores,
+                            shapley_values)
 from g2d.methods.base import Method
 from g2d.methods.g2d import G2D
 from g2d.methods.mla import MLA, project_out
@@ -27,32 +28,10 @@ from g2d.methods.smp import SMPGating
 from g2d.methods.umt import UMT, UMTSMP
 from g2d.config.params import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
 from g2d.models.fusion import build_fusion
-from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 from g2d.training.data import Batch, TeacherBatch
-
-MODS = ("a", "v")
-COMMON = {"modalities": MODS, "task": "classification", "taus": (1, 1)}
-
-
-class TinyStudent(MultimodalStudent):
-    """MultimodalStudent on plain vectors: one bias-free linear encoder per modality and a real fusion."""
-
-    def __init__(self, fusion: str = "late", dims_in: int = 3, dim: int = 2, classes: int = 3,
-                 modalities: tuple[str, ...] = MODS, seed: int = 0) -> None:
-        nn.Module.__init__(self)
-        torch.manual_seed(seed)
-        self.modalities = list(modalities)
-        self.encoders = nn.ModuleDict({m: nn.Linear(dims_in, dim, bias=False) for m in modalities})
-        self.fusion = build_fusion(fusion, [dim] * len(modalities), classes)
-
-
-def tiny_batch(n: int = 4, dims_in: int = 3, modalities: tuple[str, ...] = MODS, seed: int = 1,
-               teacher: TeacherBatch | None = None) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(index=torch.arange(n), inputs={m: torch.randn(n, dims_in, generator=g) for m in modalities},
-                 target=torch.tensor([0, 1, 2, 0][:n]), teacher=teacher)
 
 
 def set_grads(model: nn.Module, value: float = 1.0) -> None:
@@ -106,6 +85,16 @@ def test_ogm_outside_its_epoch_window_leaves_gradients_alone():
     logs = method.modulate(model, tiny_batch(2), 4, output({"a": [[5.0, 0, 0]] * 2, "v": [[0.0, 0, 0]] * 2}))
     assert logs["ogm_coeff_a"] == 1.0
     assert all(torch.equal(p.grad, torch.ones_like(p)) for p in model.parameters())
+
+
+def test_ogm_default_window_is_the_official_51_epochs():
+    """The official `modulation_starts <= epoch <= modulation_ends` with 0-based epochs 0 and 50 modulates
+    51 epochs; ours are 1-based: epochs 1..51."""
+    official = range(0, 50 + 1)
+    method = OGMGE(**COMMON, options=OGMGEParams(alpha=1.0, ge=False))
+    model, batch, out = TinyStudent(), tiny_batch(2), output({"a": [[5.0, 0, 0]] * 2, "v": [[0.0, 0, 0]] * 2})
+    active = [e for e in range(1, 60) if method.modulate(model, batch, e, out)["ogm_coeff_a"] < 1]
+    assert active == list(range(1, 52)) and len(active) == len(official)
 
 
 def test_ge_noise_has_the_gradient_std():
@@ -195,13 +184,30 @@ def test_mmpareto_cosine_branch_by_hand():
     assert torch.allclose(combined, torch.tensor([3.0, 1.5]))  # mean (1, 0.5) rescaled to |(2, 1)|, x 1.5
 
 
+def test_mmpareto_rescales_per_tensor_and_only_upward_by_hand():
+    # an encoder of two tensors, sizes 2 and 1; cosine -2 / sqrt(6) < 0, so the min-norm weight:
+    g_mm, g_uni = torch.tensor([1.0, 0.0, 1.0]), torch.tensor([-1.0, 1.0, -1.0])
+    combined, cos, w = pareto_combine(g_mm, g_uni, 1.5, "tensor", [2, 1])
+    assert w == pytest.approx(5 / 9)  # g = 2 (w g_mm + (1 - w) g_uni) = (2/9, 8/9 | 2/9); g_mm + g_uni = (0, 1 | 0)
+    first = torch.tensor([2.0, 8.0]) / math.sqrt(68)  # |(2/9, 8/9)| < 1: scaled up to norm 1
+    assert torch.allclose(combined, 1.5 * torch.cat([first, torch.tensor([2 / 9])]))  # 2/9 > 0: never scaled down
+    whole, _, _ = pareto_combine(g_mm, g_uni, 1.5, "encoder", [2, 1])  # the whole encoder to |(0, 1, 0)| = 1
+    assert torch.allclose(whole, 1.5 * torch.tensor([2.0, 8.0, 2.0]) / math.sqrt(72))
+    same, _, w = pareto_combine(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([1.0, 1.0, 0.0]), 1.5, "tensor", [2, 1])
+    assert w == 0.5 and torch.allclose(same, 1.5 * torch.tensor([2.0, 1.0, 2.0]))  # agreeing: the plain sum
+    zero, _, _ = pareto_combine(torch.zeros(3), torch.zeros(3), 1.5, "tensor", [2, 1])
+    assert torch.equal(zero, torch.zeros(3))
+    with pytest.raises(ValueError, match="mmpareto.rescale 'layer'; choose tensor or encoder"):
+        pareto_combine(g_mm, g_uni, 1.5, "layer")
+
+
 def test_min_norm_weight_is_clipped_to_the_segment():
     assert min_norm_weight(torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0])) == 1.0
     assert min_norm_weight(torch.tensor([2.0, 0.0]), torch.tensor([2.0, 0.0])) == 0.5
 
 
 def test_mmpareto_step_uses_both_gradients_and_differs_from_joint():
-    model, batch = TinyStudent("late"), tiny_batch()
+    model, batch = TinyStudent("late", bias=True), tiny_batch()  # two tensors per encoder: rescaled one by one
     out = model(batch.inputs)
     method = MMPareto(**COMMON, options=MMParetoParams(gamma=1.5))
     l_mm = torch.nn.functional.cross_entropy(out.fused, batch.target)
@@ -211,7 +217,7 @@ def test_mmpareto_step_uses_both_gradients_and_differs_from_joint():
         params = model.encoder_parameters(m)
         g_mm, g_uni = flat_grad(l_mm, params), flat_grad(uni[m], params)
         assert not torch.allclose(g_mm, g_uni, atol=1e-4)  # two separate gradients, not one backward of the sum
-        expected[m] = pareto_combine(g_mm, g_uni, 1.5)[0]
+        expected[m] = pareto_combine(g_mm, g_uni, 1.5, "tensor", [p.numel() for p in params])[0]
     joint = torch.cat([g.reshape(-1) for g in torch.autograd.grad(l_mm, model.encoder_parameters("a"))])
     logs, _ = method.train_step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0), 1)
     for m in MODS:
@@ -278,14 +284,56 @@ def test_agm_ratios_and_coefficients_by_hand():
     assert r["a"] == pytest.approx(math.exp(2.0)) and r["t"] == pytest.approx(math.exp(-2.5))
 
 
-def test_agm_scores_zero_the_other_modality_and_scale_encoder_gradients():
+class KnownF(nn.Module):
+    """A stand-in student whose fused output is known: f = x_a + x_v + x_t + x_a * x_v + 1 (per input,
+    over the modalities present), recording the mode and grad state of every call."""
+
+    def __init__(self, modalities: tuple[str, ...]) -> None:
+        super().__init__()
+        self.modalities, self.calls = list(modalities), []
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> StudentOutput:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        fused = sum(inputs.values()) + inputs["a"] * inputs["v"] + 1.0
+        return StudentOutput(features={}, logits={}, fused=fused)
+
+
+def test_shapley_responses_by_hand_two_modalities():
+    model = KnownF(MODS).train()
+    a, v = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[2.0, 3.0, 0.5]])
+    r = mono_modal_responses(model, {"a": a, "v": v})
+    f = {"av": a + v + a * v + 1, "a0": a + 1, "0v": v + 1}
+    assert torch.allclose(r["a"], 0.5 * (f["av"] - f["0v"] + f["a0"]))  # AGM's Modality_Audio
+    assert torch.allclose(r["a"], torch.tensor([[2.5, 0.5, -0.75]]))  # a + a v / 2 + 1 / 2
+    assert torch.allclose(r["v"], torch.tensor([[3.5, 3.5, 0.75]]))  # v + a v / 2 + 1 / 2
+    assert torch.allclose(r["a"] + r["v"], f["av"])  # efficiency, with f(empty) taken as 0
+    assert model.training and model.calls == [(False, False)] * 3  # 2^2 - 1 passes, eval, no grad
+
+
+def test_shapley_responses_by_hand_three_modalities():
+    x = {"a": torch.tensor([[1.0]]), "v": torch.tensor([[2.0]]), "t": torch.tensor([[4.0]])}
+    r = mono_modal_responses(KnownF(("a", "v", "t")), x)
+    # additive parts go to their modality, the a-v interaction half to each, the constant a third to each
+    assert r["a"].item() == pytest.approx(1.0 + 2.0 / 2 + 1 / 3)
+    assert r["v"].item() == pytest.approx(2.0 + 2.0 / 2 + 1 / 3)
+    assert r["t"].item() == pytest.approx(4.0 + 1 / 3)
+    assert shapley_values(lambda s: float(len(s) ** 2), ["p", "q", "r"]) == pytest.approx(
+        {"p": 3.0, "q": 3.0, "r": 3.0})
+
+
+def test_agm_scores_are_the_loss_of_the_shapley_response_and_scale_encoder_gradients():
     model, batch = TinyStudent("late"), tiny_batch()
     model.train()
     scores = mono_modal_scores(model, batch, "classification")
     assert model.training
+    zero = {m: torch.zeros_like(x) for m, x in batch.inputs.items()}
     with torch.no_grad():
-        only_a = model({"a": batch.inputs["a"], "v": torch.zeros_like(batch.inputs["v"])}).fused
-    assert scores["a"] == pytest.approx(float(nn.functional.cross_entropy(only_a, batch.target)))
+        both = model(batch.inputs).fused
+        only_a = model({"a": batch.inputs["a"], "v": zero["v"]}).fused
+        only_v = model({"a": zero["a"], "v": batch.inputs["v"]}).fused
+    response_a = 0.5 * (both - only_v + only_a)
+    assert scores["a"] == pytest.approx(float(nn.functional.cross_entropy(response_a, batch.target)))
+    assert scores["a"] != pytest.approx(float(nn.functional.cross_entropy(only_a, batch.target)))
     method = AGM(**COMMON, options=AGMParams(alpha=0.5))
     method.running = {"a": 1.0, "v": 1.2}
     method.steps = 3

@@ -6,6 +6,7 @@ import torch
 from g2d.models.encoders import build_encoder
 from g2d.models.fusion import build_fusion
 from g2d.models.student import MultimodalStudent, UnimodalModel
+from g2d.training.student import build_student
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
@@ -98,27 +99,94 @@ def test_mixing_fusions_per_modality_logits_zero_the_other_features(fusion):
     assert not torch.allclose(per_mod[0], per_mod[1])
 
 
-def test_film_by_hand():
-    f = build_fusion("film", [1, 1], 1)
+def _film(modulated: str | None, dims: list[int], weight: list[list[float]], bias: list[float]):
+    """A FiLM fusion with given conditioning weights and an identity-sum head (weight 1, bias 0)."""
+    f = build_fusion("film", dims, 1, **({} if modulated is None else {"modulated": modulated}))
     with torch.no_grad():
-        f.film.weight.copy_(torch.tensor([[2.0], [3.0]]))  # gamma = 2 c + 1, beta = 3 c
-        f.film.bias.copy_(torch.tensor([1.0, 0.0]))
+        f.film.weight.copy_(torch.tensor(weight))
+        f.film.bias.copy_(torch.tensor(bias))
         f.head.weight.fill_(1.0)
         f.head.bias.fill_(0.0)
+    return f
+
+
+@pytest.mark.parametrize("modulated", [None, "last"])
+def test_film_default_follows_the_reference_audio_conditions_video(modulated):
+    f = _film(modulated, [1, 1], [[2.0], [3.0]], [1.0, 0.0])  # gamma = 2 a + 1, beta = 3 a
+    fused, (a, v) = f([torch.tensor([[2.0]]), torch.tensor([[1.0]])])  # audio 2, video 1
+    assert fused.item() == pytest.approx(5.0 * 1.0 + 6.0)
+    assert a.item() == pytest.approx(6.0)  # video zeroed: beta(a) alone
+    assert v.item() == pytest.approx(1.0)  # audio zeroed: gamma = 1, beta = 0
+
+
+def test_film_first_modulates_the_first_modality_by_the_others():
+    f = _film("first", [1, 1], [[2.0], [3.0]], [1.0, 0.0])  # gamma = 2 v + 1, beta = 3 v
     fused, (a, v) = f([torch.tensor([[2.0]]), torch.tensor([[1.0]])])
     assert fused.item() == pytest.approx(3.0 * 2.0 + 3.0)
     assert a.item() == pytest.approx(2.0) and v.item() == pytest.approx(3.0)
 
 
-def test_gated_by_hand():
-    f = build_fusion("gated", [1, 1], 1)
+def test_film_with_three_modalities_modulates_the_last_by_the_others_concatenated():
+    f = _film("last", [1, 2, 1], [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], [0.0, 0.0])  # gamma = a + v1 + v2
+    assert (f.film.in_features, f.film.out_features) == (3, 2)
+    fused, _ = f([torch.tensor([[2.0]]), torch.tensor([[3.0, 1.0]]), torch.tensor([[4.0]])])
+    assert fused.item() == pytest.approx((2.0 + 3.0 + 1.0) * 4.0)
+    first = build_fusion("film", [1, 2, 3], 1, modulated="first")
+    assert (first.film.in_features, first.film.out_features, first.head.in_features) == (5, 2, 1)
+
+
+def _gated(form: str | None, k: int):
+    f = build_fusion("gated", [1] * k, 1, **({} if form is None else {"form": form}))
     with torch.no_grad():
         for lin in (*f.proj, f.head):
             lin.weight.fill_(1.0)
             lin.bias.fill_(0.0)
-    fused, _ = f([torch.tensor([[1.0]]), torch.tensor([[2.0]])])
-    assert fused.item() == pytest.approx(1.0 * torch.sigmoid(torch.tensor(2.0)).item()
-                                         + 2.0 * torch.sigmoid(torch.tensor(1.0)).item())
+    return f
+
+
+def s(x: float) -> float:
+    return torch.sigmoid(torch.tensor(x)).item()
+
+
+@pytest.mark.parametrize("form", [None, "symmetric"])
+def test_gated_default_is_symmetric_by_hand(form):
+    fused, _ = _gated(form, 2)([torch.tensor([[1.0]]), torch.tensor([[2.0]])])
+    assert fused.item() == pytest.approx(1.0 * s(2.0) + 2.0 * s(1.0))
+
+
+def test_gated_one_way_is_the_reference_form_by_hand():
+    fused, (a, v) = _gated("one_way", 2)([torch.tensor([[1.0]]), torch.tensor([[2.0]])])
+    assert fused.item() == pytest.approx(s(1.0) * 2.0)  # sigmoid(W_a a) gates W_v v
+    assert a.item() == pytest.approx(0.0) and v.item() == pytest.approx(0.5 * 2.0)  # the other zeroed
+    fused, _ = _gated("one_way", 3)([torch.tensor([[1.0]]), torch.tensor([[2.0]]), torch.tensor([[4.0]])])
+    assert fused.item() == pytest.approx(s(1.0) * (2.0 + 4.0) / 2)  # the first gates the others' mean
+
+
+def test_fusion_options_are_checked_and_reach_the_student():
+    with pytest.raises(ValueError, match="film.modulated: 'middle' is not allowed; choose one of last, first"):
+        build_fusion("film", [2, 2], 3, modulated="middle")
+    with pytest.raises(ValueError, match="gated.form: 'both' is not allowed; choose one of symmetric, one_way"):
+        build_fusion("gated", [2, 2], 3, form="both")
+    shapes = {"a": (1, 8, 8), "v": (1, 8, 8)}
+    student = MultimodalStudent(["a", "v"], {m: "small_cnn" for m in shapes}, shapes, "film", 3,
+                                {"modulated": "first"})
+    assert student.fusion.target == 0
+    assert MultimodalStudent(["a", "v"], {m: "small_cnn" for m in shapes}, shapes, "film", 3).fusion.target == 1
+    state = {"modalities": ["a", "v"], "encoders": {m: "small_cnn" for m in shapes}, "fusion": "film",
+             "input_shapes": {m: list(x) for m, x in shapes.items()}, "num_outputs": 3,
+             "fusion_options": {"modulated": "first"}, "state_dict": student.state_dict()}
+    assert build_student(state, torch.device("cpu")).fusion.target == 0
+    legacy = {k: v for k, v in state.items() if k != "fusion_options"}  # written before options were recorded
+    assert build_student(legacy, torch.device("cpu")).fusion.target == 0
+
+
+def test_params_give_each_fusion_its_own_section():
+    from g2d.config.params import FiLMParams, GatedParams, Params
+
+    p = Params(seeds=(0,), datasets={}, methods=("joint",), tau1=1, tau2=1, film=FiLMParams("first"),
+               gated=GatedParams("one_way"))
+    assert p.fusion_options("film") == {"modulated": "first"} and p.fusion_options("gated") == {"form": "one_way"}
+    assert p.fusion_options("late") == {} and p.fusion_options("cross_attention") == {}
 
 
 def test_fusion_errors_name_the_fusion_and_its_constraint():

@@ -51,6 +51,7 @@ def test_shipped_params_and_presets_validate():
     ({"umt__weight": -0.5}, r"umt.weight: must be non-negative"),
     ({"mla__inference": "vote"}, r"mla.inference: 'vote' is not allowed; choose one of entropy, fixed"),
     ({"mmpareto__gamma": 0}, r"mmpareto.gamma: must be positive"),
+    ({"mmpareto__rescale": "layer"}, r"mmpareto.rescale: 'layer' is not allowed; choose one of tensor, encoder"),
     ({"agm__alpha": -1}, r"agm.alpha: must be non-negative"),
     ({"agm__beta": 1}, r"agm.beta: unknown key; allowed keys here: alpha"),
     ({"methods": ["joint", "magic"]}, r"methods\[1\]: unknown method 'magic'; choose from joint, g2d"),
@@ -61,6 +62,9 @@ def test_shipped_params_and_presets_validate():
     ({"datasets__demo__preprocess__split__by": "random"}, r"datasets.demo.preprocess.split.by: 'random' is not allowed"),
     ({"smp__suppression": "soft"}, r"smp.suppression: 'soft' is not allowed; choose one of zero_grad, freeze, partial"),
     ({"smp__ranking": "epoch"}, r"smp.ranking: 'epoch' is not allowed"),
+    ({"smp__gate": "bn"}, r"smp.gate: 'bn' is not allowed; choose one of all, conv"),
+    ({"film__modulated": "middle"}, r"film.modulated: 'middle' is not allowed; choose one of last, first"),
+    ({"gated__form": "both"}, r"gated.form: 'both' is not allowed; choose one of symmetric, one_way"),
     ({"optimizer": "lbfgs"}, r"optimizer: 'lbfgs' is not allowed; choose one of sgd, adam, adamw"),
     ({"device": "tpu"}, r"device: 'tpu' is not allowed"),
     ({"seeds": []}, r"seeds: give at least one seed"),
@@ -106,7 +110,7 @@ def ablation(**spec):
     ({"over": "smp.suppression", "values": ["soft"]},
      r"ablations.abl.values\[0\]: smp.suppression: 'soft' is not allowed; choose one of zero_grad"),
     ({"over": "smp.bogus", "values": [1]},
-     r"ablations.abl.values\[0\]: smp.bogus: unknown key; allowed keys here: ranking"),
+     r"ablations.abl.values\[0\]: smp.bogus: unknown key; allowed keys here: gate, ranking, suppression"),
     ({"over": "ogm_ge.alpha", "values": [-1]}, r"ablations.abl.values\[0\]: ogm_ge.alpha: must be non-negative"),
     ({"over": "fusion.kind", "values": [1]}, r"ablations.abl.values\[0\]: fusion: has no keys inside it"),
     ({"over": ["tau1", "tau2"], "values": [[1, 2], [3]]}, r"ablations.abl.values\[1\]: expected a list of 2 values"),
@@ -183,3 +187,75 @@ def test_check_command_prints_the_warning(tmp_path, capsys):
     assert main(["check", "--params", str(path)]) == 0
     err = capsys.readouterr().err
     assert "g2d check: warning: optimizer: adam with ogm_ge" in err
+
+
+def two_datasets(student: dict, **extra) -> dict:
+    """BASE with a second dataset `other` (the demo's settings) whose `student` section is `student`."""
+    d = copy.deepcopy(BASE)
+    d["datasets"]["other"] = {**copy.deepcopy(d["datasets"]["demo"]), "student": student}
+    return deep_merge(d, extra)
+
+
+def test_dataset_student_overrides_apply_to_their_dataset_only():
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp": {"gate": "conv"}, "fusion": "film"}))
+    other, demo = p.for_dataset("other"), p.for_dataset("demo")
+    assert (other.ogm_ge.alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
+    assert other.ogm_ge.end == p.ogm_ge.end and other.smp.suppression == p.smp.suppression  # only the keys named
+    assert demo == p and p.ogm_ge.alpha == 0.1
+    with pytest.raises(ConfigError, match=r"datasets.nope: no such dataset in params; defined: demo, other"):
+        p.for_dataset("nope")
+
+
+def test_ablation_variant_applies_on_top_of_the_dataset_overrides():
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp.gate": "conv"}, ablations={
+        "alpha": {"over": "ogm_ge.alpha", "values": [0.3], "methods": ["ogm_ge"]}}))
+    v = p.for_dataset("other").variant("alpha", "0.3")
+    assert v.ogm_ge.alpha == 0.3 and v.smp.gate == "conv"
+
+
+@pytest.mark.parametrize("student, message", [
+    ({"teacher.epochs": 3}, r"datasets.other.student.teacher.epochs: 'teacher.epochs' is not a student param"),
+    ({"seeds": [1]}, r"datasets.other.student.seeds: 'seeds' is not a student param .*choose from .*ogm_ge"),
+    ({"ogm_ge.alpha": -1}, r"datasets.other.student.ogm_ge.alpha: must be non-negative"),
+    ({"ogm_ge": {"bogus": 1}}, r"datasets.other.student.ogm_ge.bogus: unknown key; allowed keys here: alpha"),
+    ({"smp.gate": "bn"}, r"datasets.other.student.smp.gate: 'bn' is not allowed; choose one of all, conv"),
+    ({"fusion": "tensor"}, r"datasets.other.student.fusion: unknown fusion 'tensor'; choose from late"),
+    ({"lr": "fast"}, r"datasets.other.student.lr: expected a number"),
+])
+def test_bad_dataset_student_overrides_name_the_key(student, message):
+    with pytest.raises(ConfigError, match=message):
+        params_from_dict(two_datasets(student))
+
+
+def test_an_ablation_invalid_on_a_dataset_s_overrides_is_refused():
+    bad = two_datasets({"ogm_ge.start": 10}, ablations={
+        "end": {"over": "ogm_ge.end", "values": [5], "methods": ["ogm_ge"]}})
+    with pytest.raises(ConfigError, match=r"ablations.end.values\[0\] on top of datasets.other.student: "
+                                          r"ogm_ge.end: must be >= start \(10\)"):
+        params_from_dict(bad)
+
+
+def test_student_runs_of_the_cli_use_the_dataset_params():
+    import argparse
+
+    from g2d.cli import _run_params
+
+    p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8}, ablations={
+        "gate": {"over": "smp.gate", "values": ["conv"], "methods": ["g2d"]}}))
+    run = argparse.Namespace(dataset="other", ablation=None, variant=None)
+    assert _run_params(p, run).ogm_ge.alpha == 0.8
+    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).ogm_ge.alpha == 0.1
+    v = _run_params(p, argparse.Namespace(**{**vars(run), "ablation": "gate", "variant": "conv"}))
+    assert v.ogm_ge.alpha == 0.8 and v.smp.gate == "conv"
+
+
+def test_dataset_student_section_reruns_exactly_the_student_stages():
+    from g2d import pipeline
+
+    readers = {s.name for s in pipeline.STAGES if "datasets.{dataset}.student" in s.params}
+    assert readers == {"train_student", "ablate"}
+
+
+def test_paper_preset_sets_ogm_alpha_for_cremad_only():
+    paper = load_params([ROOT / "params.yaml", ROOT / "config/presets/paper.yaml"])
+    assert paper.ogm_ge.alpha == 0.1 and paper.for_dataset("cremad").ogm_ge.alpha == 0.8

@@ -1,11 +1,18 @@
-"""SMP schedule (Eq. 6-7), ranking with ties, suppression modes and gradient gating (Eq. 8)."""
+"""SMP schedule (Eq. 6-7), ranking with ties, suppression modes and gradient gating (Eq. 8): which
+parameters are gated (`smp.gate`), the momentum leak of zero_grad, and freeze with BatchNorm."""
 
 import math
 
 import pytest
 import torch
+from torch import nn
 
-from g2d.methods.smp import gate_gradients, kappa, phase_of_epoch, prioritized, rank_modalities, total_epochs
+from g2d.config.params import SMPParams
+from g2d.methods import get_method
+from g2d.methods.smp import (gate_gradients, gated_parameters, kappa, phase_of_epoch, prioritized, rank_modalities,
+                             total_epochs)
+from g2d.models.student import MultimodalStudent
+from g2d.training.data import Batch, TeacherBatch
 
 
 def test_two_modality_schedule():
@@ -111,3 +118,88 @@ def test_gating_leaves_prioritised_gradients_untouched_and_scales_partial():
         assert torch.equal(p.grad, g)
     for p, g in zip(enc["a"].parameters(), raw["a"]):
         assert torch.allclose(p.grad, 0.25 * g)
+
+
+def test_gate_all_is_every_parameter_and_conv_only_4d_weights():
+    enc = nn.Sequential(nn.Conv2d(1, 2, 3, bias=True), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 2))
+    assert gated_parameters(enc.parameters(), "all") == list(enc.parameters())
+    assert gated_parameters(enc.parameters(), "conv") == [enc[0].weight]
+    with pytest.raises(ValueError, match="smp.gate 'bn'; choose all or conv"):
+        gated_parameters(enc.parameters(), "bn")
+
+
+def _suppressed_steps(mode: str, weight_decay: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SGD (lr 0.1, momentum 0.9): a step with gradient g, then a step whose gradient SMP suppresses.
+    Returns the parameter before either step, after the first and after the second."""
+    p = nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=weight_decay)
+    g = torch.tensor([0.5, 0.25])
+    history = [p.detach().clone()]
+    for k in (1.0, 0.0):
+        opt.zero_grad(set_to_none=True)
+        p.grad = g.clone()
+        gate_gradients({"a": [p]}, {"a": k}, mode)
+        opt.step()
+        history.append(p.detach().clone())
+    return history[0], history[1], history[2]
+
+
+def test_zero_grad_leaks_momentum_and_freeze_does_not():
+    """The leak documented in methods/smp.py: zero_grad still moves the parameter by lr * 0.9 * g."""
+    g, lr, mu, wd = torch.tensor([0.5, 0.25]), 0.1, 0.9, 0.01
+    _, p1, p2 = _suppressed_steps("zero_grad")
+    assert torch.allclose(p2 - p1, -lr * mu * g, atol=1e-7, rtol=0)
+    assert not torch.allclose(p2, p1)
+    p0, p1, p2 = _suppressed_steps("zero_grad", weight_decay=wd)  # weight decay adds its own pull
+    assert torch.allclose(p2 - p1, -lr * (mu * (g + wd * p0) + wd * p1), atol=1e-7, rtol=0)
+    for decay in (0.0, wd):
+        _, p1, p2 = _suppressed_steps("freeze", weight_decay=decay)
+        assert torch.equal(p2, p1)
+
+
+def _resnet_student() -> tuple[MultimodalStudent, Batch]:
+    torch.manual_seed(0)
+    shapes = {"audio": (1, 32, 32), "video": (1, 32, 32)}
+    model = MultimodalStudent(["audio", "video"], {m: "resnet18" for m in shapes}, shapes, "late", 3)
+    g = torch.Generator().manual_seed(1)
+    teacher = TeacherBatch(features={}, logits={}, confidence={"audio": torch.full((4,), 0.9),
+                                                               "video": torch.full((4,), 0.2)})
+    batch = Batch(index=torch.arange(4), inputs={m: torch.randn(4, *s, generator=g) for m, s in shapes.items()},
+                  target=torch.tensor([0, 1, 2, 0]), teacher=teacher)
+    return model.train(), batch
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_freeze_keeps_a_batchnorm_encoder_bit_identical_running_statistics_included():
+    model, batch = _resnet_student()
+    method = get_method("joint_smp")(modalities=model.modalities, task="classification", taus=(1, 1),
+                                     smp=SMPParams(suppression="freeze"))
+    method.setup(None)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    method.train_step(model, batch, opt, 2)  # a joint step first: momentum buffers for both encoders
+    before = {m: _state(model.encoders[m]) for m in model.modalities}
+    logs, _ = method.train_step(model, batch, opt, 1)  # phase 1: video (least confident) alone
+    assert logs["kappa_audio"] == 0.0 and logs["kappa_video"] == 1.0
+    after = {m: _state(model.encoders[m]) for m in model.modalities}
+    assert all(torch.equal(after["audio"][k], v) for k, v in before["audio"].items())
+    changed = [k for k, v in before["video"].items() if not torch.equal(after["video"][k], v)]
+    assert any(k.endswith("running_mean") for k in changed) and any(k.endswith("conv1.weight") for k in changed)
+
+
+def test_gate_conv_with_zero_grad_lets_norm_layers_of_a_suppressed_encoder_train():
+    model, batch = _resnet_student()
+    method = get_method("joint_smp")(modalities=model.modalities, task="classification", taus=(1, 1),
+                                     smp=SMPParams(suppression="zero_grad", gate="conv"))
+    method.setup(None)
+    before = _state(model.encoders["audio"])
+    method.train_step(model, batch, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 1)
+    encoder = model.encoders["audio"]
+    names = {id(p): n for n, p in encoder.named_parameters()}
+    convs = [m.weight for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    norms = [p for m in encoder.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
+    assert len(convs) == 20 and len(norms) == 40  # ResNet-18: 20 convs, 20 BatchNorms (weight and bias)
+    assert all(torch.count_nonzero(p.grad) == 0 and torch.equal(p, before[names[id(p)]]) for p in convs)
+    assert all(not torch.equal(p, before[names[id(p)]]) for p in norms)

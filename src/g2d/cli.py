@@ -35,10 +35,13 @@ def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> 
 
 
 def _run_params(params: Params, args: argparse.Namespace) -> Params:
-    """The params of this run: the base ones, or an ablation variant's (--ablation with --variant)."""
+    """The params of a student run (train-student, evaluate, and through them ablate): the dataset's
+    (`datasets.<name>.student` applied), then an ablation variant's overrides on top (--ablation with
+    --variant)."""
     if (args.ablation is None) != (args.variant is None):
         raise ConfigError("--ablation and --variant go together: name both for a variant run, or neither")
-    return params if args.ablation is None else params.variant(args.ablation, args.variant)
+    run = params.for_dataset(args.dataset)
+    return run if args.ablation is None else run.variant(args.ablation, args.variant)
 
 
 def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:

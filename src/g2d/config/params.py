@@ -47,21 +47,26 @@ class TeacherParams:
 
 @dataclass(frozen=True)
 class SMPParams:
-    """The choices METHOD.md leaves open for Sequential Modality Prioritization."""
+    """The choices METHOD.md leaves open for Sequential Modality Prioritization, and which parameters of
+    a suppressed encoder kappa reaches: `all` (the paper's Eq. 8) or `conv` (the reference code: 4-D
+    conv weights only, so normalisation layers and biases keep training)."""
 
     ranking: Literal["batch", "global"] = "batch"
     suppression: Literal["zero_grad", "freeze", "partial"] = "zero_grad"
+    gate: Literal["all", "conv"] = "all"
 
 
 @dataclass(frozen=True)
 class OGMGEParams:
-    """OGM-GE (Peng et al., CVPR 2022): alpha 0.1 and modulation during the first 50 epochs follow the
-    official scripts' example (the paper tunes alpha per dataset); epochs are 1-based and inclusive,
-    as everywhere in g2d. ge adds the Gaussian-noise enhancement."""
+    """OGM-GE (Peng et al., CVPR 2022): alpha 0.1 and the modulation window follow the official scripts'
+    example (`--modulation_starts 0 --modulation_ends 50 --alpha 0.1`; their README recommends 0.8 on
+    CREMA-D, 0.1 on VGGSound: set it per dataset in `datasets.<name>.student`). The official window is
+    0-based and inclusive, `0 <= epoch <= 50`: 51 epochs. g2d's epochs are 1-based and inclusive, so
+    the same 51 epochs are start 1, end 51. ge adds the Gaussian-noise enhancement."""
 
     alpha: float = 0.1
     start: int = 1
-    end: int = 50
+    end: int = 51
     ge: bool = True
 
     def validate(self, where: str) -> None:
@@ -90,9 +95,12 @@ class MLAParams:
 
 @dataclass(frozen=True)
 class MMParetoParams:
-    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's rescaling of the combined gradient."""
+    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's scale of the combined gradient; rescale:
+    tensor (the official code: per parameter tensor, scaled up to |g_mm + g_uni| when smaller, never
+    down) or encoder (the whole encoder's gradient scaled up or down to that norm)."""
 
     gamma: float = 1.5
+    rescale: Literal["tensor", "encoder"] = "tensor"
 
     def validate(self, where: str) -> None:
         require(self.gamma > 0, f"{where}.gamma", "must be positive")
@@ -107,6 +115,25 @@ class AGMParams:
 
     def validate(self, where: str) -> None:
         require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+
+
+@dataclass(frozen=True)
+class FiLMParams:
+    """FiLM fusion: which modality's features are modulated by the others'. last: the last in the
+    dataset's order, conditioned on the concatenation of the others (for two modalities audio
+    conditions video, as the G2D reference code's FiLM, x_film=True); first: the first (g2d's earlier
+    direction)."""
+
+    modulated: Literal["last", "first"] = "last"
+
+
+@dataclass(frozen=True)
+class GatedParams:
+    """Gated fusion: symmetric (BiGated, Kiela et al.: every modality gated by the mean of the others)
+    or one_way (the G2D reference code's GatedFusion, x_gate=True: sigmoid(W_1 f_1) gates the mean of
+    the others' projections; for two modalities sigmoid(W_a f_a) * W_v f_v)."""
+
+    form: Literal["symmetric", "one_way"] = "symmetric"
 
 
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -183,12 +210,15 @@ class DataParams:
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """One dataset to run: its raw source, where the raw files are, and per-modality encoders."""
+    """One dataset to run: its raw source, where the raw files are, per-modality encoders, and `student`:
+    overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
+    mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`."""
 
     source: str
     raw_dir: str
     encoders: dict[str, str]
     preprocess: Any = None
+    student: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,6 +235,8 @@ class Params:
     beta: float = 1.0
     temperature: float = 1.0
     fusion: str = "late"
+    film: FiLMParams = field(default_factory=FiLMParams)
+    gated: GatedParams = field(default_factory=GatedParams)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -233,21 +265,46 @@ class Params:
             raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
         return all_taus[:k]
 
+    def fusion_options(self, fusion: str) -> dict[str, Any]:
+        """The knobs of fusion `fusion` as keyword arguments: its params.yaml section for fusions that
+        have one (g2d.pipeline.FUSION_SECTIONS), else none."""
+        from g2d.pipeline import FUSION_SECTIONS
+
+        return dataclasses.asdict(getattr(self, fusion)) if fusion in FUSION_SECTIONS else {}
+
+    def with_student_overrides(self, overrides: Mapping[str, Any]) -> "Params":
+        """These params with student keys set ({dotted key: value}), each type-checked and validated as
+        params.yaml itself is: the one place ablation variants and per-dataset overrides are applied."""
+        out = self
+        for key, value in overrides.items():
+            out = override(out, key, value)
+        out.validate_knobs()
+        return out
+
     def variant(self, ablation: str, variant: str) -> "Params":
-        """These params with one ablation variant's overrides applied (the only place they are applied)."""
+        """These params with one ablation variant's overrides applied (on a dataset's params: after
+        `for_dataset`, so the variant's keys win)."""
         require(ablation in self.ablations, f"ablations.{ablation}",
                 f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}")
         variants = self.ablations[ablation].overrides()
         require(variant in variants, f"ablations.{ablation}",
                 f"unknown variant {variant!r}; its variants: {', '.join(variants)}")
-        out = self
-        for key, value in variants[variant].items():
-            out = override(out, key, value)
-        out.validate_knobs()
-        return out
+        return self.with_student_overrides(variants[variant])
+
+    def for_dataset(self, name: str) -> "Params":
+        """The params a student of dataset `name` trains and is evaluated with: these, with
+        `datasets.<name>.student` applied; errors name that key."""
+        require(name in self.datasets, f"datasets.{name}",
+                f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}")
+        where = f"datasets.{name}.student"
+        try:
+            return self.with_student_overrides(dotted(self.datasets[name].student))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from exc
 
     def validate(self, where: str) -> None:
         self.validate_knobs()
+        self.validate_dataset_overrides()
         self.validate_ablations()
 
     def validate_knobs(self) -> None:
@@ -288,22 +345,33 @@ class Params:
                 require(enc in ENCODERS, f"{key}.encoders.{modality}",
                         f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
 
+    def validate_dataset_overrides(self) -> None:
+        """Each dataset's `student` section names student keys only, and its params validate."""
+        for name, ds in self.datasets.items():
+            for key in dotted(ds.student):
+                require_student_key(key, f"datasets.{name}.student.{key}")
+            self.for_dataset(name)
+
     def validate_ablations(self) -> None:
-        """Names are file names, `over` names student keys only, and every variant's params validate."""
-        allowed = student_keys()
+        """Names are file names, `over` names student keys only, and every variant's params validate, on
+        the base params and on every dataset's (its `student` overrides applied first)."""
         for name, ablation in self.ablations.items():
             require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, f"ablations.{name}",
                     "ablation names may use letters, digits and _ only (they become file and stage names)")
             for i, key in enumerate(ablation.keys):
-                over = f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str) else "")
-                require(key.split(".")[0] in allowed, over,
-                        f"{key!r} is not a student param (teachers and scores are shared by every variant); "
-                        f"choose from {', '.join(allowed)} or a key inside one of them")
+                require_student_key(key, f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str)
+                                                                      else ""))
             for i, variant in enumerate(ablation.overrides()):
                 try:
                     self.variant(name, variant)
                 except ConfigError as exc:
                     raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
+                for ds in (ds for ds, spec in self.datasets.items() if spec.student):
+                    try:
+                        self.for_dataset(ds).variant(name, variant)
+                    except ConfigError as exc:
+                        raise ConfigError(f"ablations.{name}.values[{i}] on top of datasets.{ds}.student: "
+                                          f"{exc}") from exc
 
 
 SCALED_GRADIENT_METHODS = ("ogm_ge", "agm")  # methods whose rule multiplies encoder gradients by a coefficient
@@ -338,10 +406,33 @@ def optimizer_warnings(params: Params) -> list[str]:
 
 
 def student_keys() -> tuple[str, ...]:
-    """The top-level params a student run reads and an ablation may vary (g2d.pipeline's train_student)."""
+    """The top-level params a student run reads and an ablation or a dataset's `student` section may
+    vary (g2d.pipeline's train_student)."""
     from g2d import pipeline
 
     return tuple(k for k in pipeline.stage("train_student").params if "{" not in k)
+
+
+def require_student_key(key: str, where: str) -> None:
+    """`key` (dotted) must be a student param or a key inside one; the error names `where`."""
+    allowed = student_keys()
+    require(key.split(".")[0] in allowed, where,
+            f"{key!r} is not a student param (teachers and scores are shared by all students of a dataset); "
+            f"choose from {', '.join(allowed)} or a key inside one of them")
+
+
+def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested override mappings as dotted keys: {ogm_ge: {alpha: 0.8}} -> {ogm_ge.alpha: 0.8}, so that a
+    mapping sets the keys it names and leaves the rest of its section as params.yaml has them (no
+    student param's value is itself a mapping)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(dotted(value, full))
+        else:
+            out[full] = value
+    return out
 
 
 def override(section: T, key: str, value: Any, where: str = "") -> T:
@@ -438,12 +529,10 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
         require(not unknown, f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
                 f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}")
-        datasets[name] = DatasetParams(source=ds.source, raw_dir=ds.raw_dir, encoders=ds.encoders, preprocess=pre)
+        datasets[name] = dataclasses.replace(ds, preprocess=pre)
     demo = None
     if params.demo is not None:
         from g2d.datasets import demo as demo_source
 
         demo = parse(demo_source.Params, params.demo, "demo")
-    from dataclasses import replace
-
-    return replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))
+    return dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from g2d.config.params import SMPParams
 from g2d.methods.losses import LossParts, task_loss
 from g2d.models.student import MultimodalStudent, StudentOutput
 from g2d.training.data import Batch
@@ -33,13 +34,12 @@ class Method:
     section: str | None = None  # the params.yaml section holding this method's knobs, if any
 
     def __init__(self, *, modalities: Sequence[str], task: str, taus: Sequence[int], alpha: float = 1.0,
-                 beta: float = 1.0, temperature: float = 1.0, ranking: str = "batch",
-                 suppression: str = "zero_grad") -> None:
+                 beta: float = 1.0, temperature: float = 1.0, smp: SMPParams | None = None) -> None:
         self.modalities = list(modalities)
         self.task = task
         self.taus = tuple(taus)
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
-        self.ranking_mode, self.suppression = ranking, suppression
+        self.smp = smp or SMPParams()
 
     def student_fusion(self, configured: str) -> str:
         """The fusion the student is built with: the configured one unless the method needs its own."""

@@ -7,9 +7,10 @@ probability). With two modalities the ratio is r_m = s_m / s_other; for k > 2 we
 modality with the mean of the others, r_m = s_m / mean_{j != m} s_j, which is the two-modality rule
 when k = 2. A modality with r_m > 1 is dominant and its encoder's gradients are multiplied by
 k_m = 1 - tanh(alpha * r_m); every other modality keeps k_m = 1. Modulation applies during epochs
-start..end (1-based, inclusive). GE then adds, to every gradient tensor of every encoder, Gaussian
-noise with the standard deviation of that tensor's unmodulated gradient (the paper's Algorithm 1
-applies it to all encoders and all their parameters; the official code only to 4-D conv weights).
+start..end, 1-based and inclusive: the default 1..51 is the official 0-based window 0..50, 51 epochs.
+GE then adds, to every gradient tensor of every encoder, Gaussian noise with the standard deviation
+of that tensor's unmodulated gradient (the paper's Algorithm 1 applies it to all encoders and all
+their parameters; the official code only to 4-D conv weights).
 The noise comes from a generator owned by the method, whose state is saved for exact resume.
 """
 

@@ -2,12 +2,22 @@
 
 Schedule: with taus (tau_1, ..., tau_k) and modalities ranked by confidence ascending (pi[1] the
 least confident), epoch e (1-based) falls in phase j; phases 1..k-1 prioritise pi[j] alone, the
-last phase trains all modalities. kappa^m = 1 for prioritised modalities and is applied to the
-gradient of every parameter of encoder m; heads and fusion always train.
+last phase trains all modalities. kappa^m = 1 for prioritised modalities; heads and fusion always
+train.
+
+Which parameters of encoder m kappa^m reaches (`smp.gate`):
+  all  -- every parameter (the paper's Eq. 8);
+  conv -- the 4-D conv weights only (the reference code): normalisation layers and biases keep
+          training while their encoder is suppressed.
 
 Suppression of the others (METHOD.md's options):
-  zero_grad -- gradients multiplied by 0 (reference code; momentum and weight decay still act);
+  zero_grad -- gradients multiplied by 0 (reference code). With SGD momentum mu the parameter still
+               moves: the step after a gradient g moves it by lr * mu * g, the n-th by lr * mu^n * g,
+               lr * g * mu / (1 - mu) = 9 lr g in all for mu = 0.9 (plus weight decay every step);
   freeze    -- gradients removed, so the optimizer skips those parameters entirely (Eq. 8 literally);
+               with gate `all` the encoder's buffers (BatchNorm running statistics, which a train-mode
+               forward pass updates whatever the gradient) are restored after the step, so a frozen
+               encoder is bit-identical afterwards;
   partial   -- OGM-style kappa = 1 - tanh(r), r = rho_m / rho of the prioritised modality.
 """
 
@@ -76,6 +86,28 @@ def kappa(epoch: int, taus: Sequence[int], ranking: Sequence[str], rho: Mapping[
     return out
 
 
+def gated_parameters(params: Iterable[torch.nn.Parameter], gate: str) -> list[torch.nn.Parameter]:
+    """The parameters of an encoder that SMP's kappa multiplies: all of them (Eq. 8) or, for `conv`,
+    the 4-D conv weights only (the reference code)."""
+    if gate == "all":
+        return list(params)
+    if gate == "conv":
+        return [p for p in params if p.dim() == 4]
+    raise ValueError(f"unknown smp.gate {gate!r}; choose all or conv")
+
+
+def snapshot_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
+    """Copies of a module's buffers (BatchNorm running statistics and counters)."""
+    return [b.detach().clone() for b in module.buffers()]
+
+
+@torch.no_grad()
+def restore_buffers(module: torch.nn.Module, saved: Sequence[torch.Tensor]) -> None:
+    """Put back buffers taken by `snapshot_buffers`, in place."""
+    for buffer, value in zip(module.buffers(), saved):
+        buffer.copy_(value)
+
+
 def gate_gradients(groups: Mapping[str, Iterable[torch.nn.Parameter]], coefficients: Mapping[str, float],
                    mode: str = "zero_grad") -> None:
     """Multiply each modality's encoder gradients by its coefficient (SMP's kappa, AGM's), in place,
@@ -106,7 +138,8 @@ class SMPGating(Method):
 
     def setup(self, train_confidence: Mapping[str, float] | None) -> None:
         self.ranking = list(self.modalities)
-        if self.ranking_mode == "global":
+        self.coefficients: dict[str, float] = {}
+        if self.smp.ranking == "global":
             if train_confidence is None:
                 raise ValueError("global SMP ranking needs the teachers' mean confidence on the train split")
             self.ranking = rank_modalities(train_confidence, self.modalities)
@@ -120,18 +153,39 @@ class SMPGating(Method):
 
     def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int, out: StudentOutput) -> dict[str, float]:
         rho = self.batch_rho(batch)
-        if self.ranking_mode == "batch":
+        if self.smp.ranking == "batch":
             self.ranking = rank_modalities(rho, self.ranking)
-        coeffs = kappa(epoch, self.taus, self.ranking, rho, self.suppression)
-        gate_gradients({m: model.encoder_parameters(m) for m in self.modalities}, coeffs, self.suppression)
-        chosen = prioritized(epoch, self.taus, self.ranking)
+        self.coefficients = kappa(epoch, self.taus, self.ranking, rho, self.smp.suppression)
+        gate_gradients({m: gated_parameters(model.encoder_parameters(m), self.smp.gate) for m in self.modalities},
+                       self.coefficients, self.smp.suppression)
         logs = {"smp_phase": float(phase_of_epoch(epoch, self.taus) + 1)}
-        logs.update({f"kappa_{m}": coeffs[m] for m in self.modalities})
+        logs.update({f"kappa_{m}": self.coefficients[m] for m in self.modalities})
+        chosen = prioritized(epoch, self.taus, self.ranking)
         # 1 when this batch prioritised m: the epoch's mean is the share of its samples that did (the report
         # averages it per SMP phase)
         logs.update({f"prioritised_{m}": float(m in chosen) for m in self.modalities})
         logs.update({f"rho_{m}": rho[m] for m in self.modalities})
         return logs
+
+    def freezes_encoders(self, epoch: int) -> bool:
+        """Whether this step may freeze whole encoders: `freeze` with every parameter gated, before the
+        joint phase."""
+        return (self.smp.suppression == "freeze" and self.smp.gate == "all"
+                and phase_of_epoch(epoch, self.taus) < len(self.taus) - 1)
+
+    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
+                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+        """The method's step; under `freeze`, a frozen encoder's buffers are restored afterwards, since the
+        train-mode forward pass updates BatchNorm statistics whatever the gradient (the pass itself is
+        unchanged, so the prioritised encoders see the same batch statistics)."""
+        if not self.freezes_encoders(epoch):
+            return super().train_step(model, batch, optimizer, epoch)
+        saved = {m: snapshot_buffers(model.encoders[m]) for m in self.modalities}
+        logs, out = super().train_step(model, batch, optimizer, epoch)
+        for m, k in self.coefficients.items():
+            if k == 0.0:
+                restore_buffers(model.encoders[m], saved[m])
+        return logs, out
 
     def state_dict(self) -> dict[str, Any]:
         return {"ranking": list(self.ranking)}

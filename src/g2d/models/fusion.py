@@ -8,10 +8,15 @@ the way its structure allows:
   - shared, shared_entropy (MLA's head): one linear head applied to every modality's features;
             modality m's logits = head(f_m); fused = their mean (shared) or, per sample, their mix
             with weights softmax(-entropy) over modalities (shared_entropy: MLA's test-time fusion).
-  - film:   FiLM (Perez et al., 2018): the first modality's features are modulated,
-            h = gamma(c) * f_1 + beta(c), by the concatenation c of the other modalities' features.
-  - gated:  BiGated (Kiela et al., 2018), each modality gating the others: with u_m = W_m f_m,
-            h = sum_m u_m * sigmoid(mean_{j != m} u_j) (for two modalities, u_a * s(u_v) + u_v * s(u_a)).
+  - film:   FiLM (Perez et al., 2018): one modality's features f_t are modulated,
+            h = gamma(c) * f_t + beta(c), by the concatenation c of the other modalities' features.
+            `modulated` picks t: `last` (default; for two modalities the first, audio, conditions the
+            second, video, as the G2D reference code's FiLM with x_film=True) or `first`.
+  - gated:  `symmetric` (default): BiGated (Kiela et al., 2018), each modality gating the others:
+            with u_m = W_m f_m, h = sum_m u_m * sigmoid(mean_{j != m} u_j) (for two modalities,
+            u_a * s(u_v) + u_v * s(u_a)). `one_way`: the reference code's GatedFusion (x_gate=True),
+            the first modality gating the others, h = sigmoid(u_1) * mean_{j > 1} u_j (for two
+            modalities, s(u_a) * u_v).
   - cross_attention: each modality's projected feature is a token whose query attends over all
             modality tokens, its own included as in CrossViT (Chen et al., 2021), with a residual;
             the head reads the concatenated tokens.
@@ -28,7 +33,7 @@ Add a fusion by writing a module with this forward signature and naming it in `F
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -121,30 +126,48 @@ class MixingFusion(nn.Module):
         return self.combine(feats), per_mod
 
 
+def _choice(key: str, value: str, allowed: Sequence[str]) -> str:
+    """A fusion option's value, checked (params.yaml validates it first; this guards direct use)."""
+    if value not in allowed:
+        raise ValueError(f"{key}: {value!r} is not allowed; choose one of {', '.join(allowed)}")
+    return value
+
+
 class FiLMFusion(MixingFusion):
+    """h = gamma(c) * f_t + beta(c): modality t (`modulated`: the last or the first in the dataset's
+    order) conditioned on the concatenation c of the others' features."""
+
     fusion_name = "film"
 
-    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+    def __init__(self, dims: Sequence[int], num_outputs: int, modulated: str = "last") -> None:
         super().__init__(dims)
-        self.film = nn.Linear(sum(dims[1:]), 2 * dims[0])
-        self.head = nn.Linear(dims[0], num_outputs)
+        self.target = len(dims) - 1 if _choice("film.modulated", modulated, ("last", "first")) == "last" else 0
+        self.film = nn.Linear(sum(dims) - dims[self.target], 2 * dims[self.target])
+        self.head = nn.Linear(dims[self.target], num_outputs)
 
     def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        gamma, beta = self.film(torch.cat(list(feats[1:]), dim=1)).chunk(2, dim=1)
-        return self.head(gamma * feats[0] + beta)
+        condition = torch.cat([f for i, f in enumerate(feats) if i != self.target], dim=1)
+        gamma, beta = self.film(condition).chunk(2, dim=1)
+        return self.head(gamma * feats[self.target] + beta)
 
 
 class GatedFusion(MixingFusion):
+    """Projections u_m = W_m f_m gated by sigmoids: every modality by the mean of the others
+    (`symmetric`, BiGated), or the mean of the others by the first (`one_way`, the reference code)."""
+
     fusion_name = "gated"
 
-    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+    def __init__(self, dims: Sequence[int], num_outputs: int, form: str = "symmetric") -> None:
         super().__init__(dims)
+        self.form = _choice("gated.form", form, ("symmetric", "one_way"))
         width = max(dims)
         self.proj = nn.ModuleList(nn.Linear(d, width) for d in dims)
         self.head = nn.Linear(width, num_outputs)
 
     def combine(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         u = [p(f) for p, f in zip(self.proj, feats)]
+        if self.form == "one_way":
+            return self.head(torch.sigmoid(u[0]) * torch.stack(u[1:]).mean(dim=0))
         total, others = torch.stack(u).sum(dim=0), len(u) - 1
         return self.head(torch.stack([um * torch.sigmoid((total - um) / others) for um in u]).sum(dim=0))
 
@@ -165,7 +188,7 @@ class CrossAttentionFusion(MixingFusion):
         return self.head((tokens + attended).flatten(1))
 
 
-FUSIONS: dict[str, Callable[[Sequence[int], int], nn.Module]] = {
+FUSIONS: dict[str, Callable[..., nn.Module]] = {
     "late": LateFusion,
     "sum": SumFusion,
     "concat": ConcatFusion,
@@ -177,7 +200,9 @@ FUSIONS: dict[str, Callable[[Sequence[int], int], nn.Module]] = {
 }
 
 
-def build_fusion(name: str, dims: Sequence[int], num_outputs: int) -> nn.Module:
+def build_fusion(name: str, dims: Sequence[int], num_outputs: int, **options: Any) -> nn.Module:
+    """Fusion `name` for features of sizes `dims`; `options` are its knobs (params.yaml's section of
+    the same name, for fusions that have one: film, gated)."""
     if name not in FUSIONS:
         raise KeyError(f"unknown fusion {name!r}; available: {', '.join(sorted(FUSIONS))}")
-    return FUSIONS[name](dims, num_outputs)
+    return FUSIONS[name](dims, num_outputs, **options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -38,7 +38,8 @@ class MultimodalStudent(nn.Module):
     """One encoder per modality, a fusion module; exposes features, per-modality and fused logits."""
 
     def __init__(self, modalities: Sequence[str], encoder_names: Mapping[str, str],
-                 input_shapes: Mapping[str, tuple[int, ...]], fusion: str, num_outputs: int) -> None:
+                 input_shapes: Mapping[str, tuple[int, ...]], fusion: str, num_outputs: int,
+                 fusion_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if len(modalities) < 2:
             raise ValueError(f"a multimodal student needs at least 2 modalities, got {list(modalities)}")
@@ -49,7 +50,7 @@ class MultimodalStudent(nn.Module):
             encoders[m], dim = build_encoder(encoder_names[m], input_shapes[m])
             dims.append(dim)
         self.encoders = nn.ModuleDict(encoders)
-        self.fusion = build_fusion(fusion, dims, num_outputs)
+        self.fusion = build_fusion(fusion, dims, num_outputs, **(fusion_options or {}))
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> StudentOutput:
         feats = [self.encoders[m](inputs[m]) for m in self.modalities]
@@ -58,5 +59,5 @@ class MultimodalStudent(nn.Module):
                              logits=dict(zip(self.modalities, per_mod)), fused=fused)
 
     def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
-        """The parameters SMP gates for `modality` (its encoder only; heads and fusion always train)."""
+        """The parameters of `modality`'s encoder: what SMP, OGM-GE and AGM modulate (heads and fusion always train)."""
         return list(self.encoders[modality].parameters())

@@ -10,6 +10,7 @@ from g2d.io.atomic import write_json
 from g2d.io.hdf5 import read_meta, read_scores
 from g2d.methods import get_method
 from g2d.methods.confidence import cached_confidence
+from g2d.pipeline import FUSION_SECTIONS
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
@@ -19,11 +20,12 @@ from g2d.training.teacher import load_teachers
 
 
 def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
-    """The params a student run depends on (its resume fingerprint), the method's own section included."""
+    """The params a student run depends on (its resume fingerprint), the method's and fusions' sections included."""
     section = get_method(method).section
     options = {"options": asdict(getattr(params, section))} if section else {}
+    fusion_knobs = {name: asdict(getattr(params, name)) for name in FUSION_SECTIONS}
     return {"method": method, **options, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
-            "temperature": params.temperature, "fusion": params.fusion, "optimizer": params.optimizer,
+            "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs, "optimizer": params.optimizer,
             "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
             "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),
             "teacher_cache": params.teacher_cache, "encoders": params.datasets[dataset].encoders,

@@ -33,10 +33,12 @@ def online_teacher_batch(teachers: Mapping[str, UnimodalModel], batch: Batch, ta
 
 
 def build_student(state: Mapping, device: torch.device) -> MultimodalStudent:
-    """Rebuild a student from its checkpoint (architecture is stored with the weights)."""
+    """Rebuild a student from its checkpoint (architecture is stored with the weights; checkpoints
+    written before fusion options were recorded used FiLM's first-modality direction)."""
+    legacy = {"modulated": "first"} if state["fusion"] == "film" else {}
     model = MultimodalStudent(state["modalities"], state["encoders"],
                               {m: tuple(s) for m, s in state["input_shapes"].items()},
-                              state["fusion"], state["num_outputs"])
+                              state["fusion"], state["num_outputs"], state.get("fusion_options", legacy))
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval()
 
@@ -47,8 +49,7 @@ def make_method(params: Params, name: str, meta: DatasetMeta) -> Method:
     taus = params.taus(len(meta.modalities))
     options = {"options": getattr(params, cls.section)} if cls.section else {}
     return cls(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha, beta=params.beta,
-               temperature=params.temperature, ranking=params.smp.ranking, suppression=params.smp.suppression,
-               **options)
+               temperature=params.temperature, smp=params.smp, **options)
 
 
 def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -86,7 +87,9 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
     seed_everything(seed)
     shapes = {m: train.split.sample_shape(m) for m in meta.modalities}
     fusion = method.student_fusion(params.fusion)
-    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs).to(train.device)
+    fusion_options = params.fusion_options(fusion)
+    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs,
+                              fusion_options).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
     task = meta.task
@@ -107,7 +110,8 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
     state = {
         "kind": "student", "method": method_name, "modalities": list(meta.modalities), "encoders": dict(encoders),
         "input_shapes": {m: list(s) for m, s in shapes.items()}, "fusion": fusion,
-        "num_outputs": meta.num_outputs, "task": task, "normalizer": train.norm.to_dict(), "taus": list(taus),
+        "fusion_options": fusion_options, "num_outputs": meta.num_outputs, "task": task,
+        "normalizer": train.norm.to_dict(), "taus": list(taus),
         "state_dict": result.best_state, "best_epoch": result.best_epoch, "seed": seed,
     }
     return state, result
