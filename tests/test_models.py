@@ -204,3 +204,23 @@ def test_student_with_mixing_fusion_and_three_modalities(fusion):
     s = MultimodalStudent(["a", "v", "t"], {m: "small_cnn" for m in shapes}, shapes, fusion, 4)
     out = s({m: torch.randn(2, *shape) for m, shape in shapes.items()})
     assert out.fused.shape == (2, 4) and set(out.logits) == {"a", "v", "t"}
+
+
+def test_reference_init_zero_biases_xavier_heads_kaiming_convs():
+    from g2d.models.student import MultimodalStudent, initialise
+
+    torch.manual_seed(0)
+    built = MultimodalStudent(["a", "v"], {"a": "small_cnn", "v": "small_cnn"}, {"a": (1, 16, 16), "v": (3, 16, 16)},
+                              "late", 10)
+    before = {k: v.clone() for k, v in built.state_dict().items()}
+    assert initialise(built, "torch") is built
+    assert all(torch.equal(before[k], v) for k, v in built.state_dict().items())  # torch: left as built
+    initialise(built, "reference")
+    heads = built.fusion.heads
+    assert all(torch.count_nonzero(h.bias) == 0 for h in heads)  # PyTorch's default gives random biases
+    w = torch.cat([h.weight.flatten() for h in heads])
+    assert abs(float(w.detach().std()) - (2 / (64 + 10)) ** 0.5) < 0.03  # Xavier normal: std sqrt(2 / (fan_in + fan_out))
+    conv = built.encoders["a"].backbone.body[4]  # second conv: 16 -> 32 channels, 3x3
+    assert abs(float(conv.weight.detach().std()) - (2 / (32 * 9)) ** 0.5) < 0.01  # Kaiming normal, fan_out
+    with pytest.raises(ValueError, match="unknown init 'xavier'; choose one of reference, torch"):
+        initialise(built, "xavier")

@@ -177,6 +177,10 @@ def test_check_warns_on_adam_with_gradient_scaling_rules():
         "opt": {"over": "optimizer", "values": ["sgd", "adam"], "methods": ["ogm_ge"]}}))
     (line,) = optimizer_warnings(variant)
     assert line.startswith("ablations.opt variant adam: optimizer: adam with ogm_ge")
+    per_dataset = mutate(optimizer="sgd", methods=["joint", "agm"])
+    per_dataset["datasets"]["demo"]["student"] = {"optimizer": "adamw"}
+    (line,) = optimizer_warnings(params_from_dict(per_dataset))
+    assert line.startswith("datasets.demo.student: optimizer: adamw with agm")
 
 
 def test_check_command_prints_the_warning(tmp_path, capsys):

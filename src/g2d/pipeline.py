@@ -43,7 +43,7 @@ CURVES = "reports/curves"
 
 METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 FUSION_SECTIONS = ("film", "gated")  # the knobs of fusions that have some, each in the section of its name
-OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
+OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
 STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", "tau1", "tau2", "tau3", "alpha", "beta",
                   "temperature", "fusion", *FUSION_SECTIONS, "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size",

@@ -238,6 +238,7 @@ class Params:
     film: FiLMParams = field(default_factory=FiLMParams)
     gated: GatedParams = field(default_factory=GatedParams)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    init: Literal["reference", "torch"] = "reference"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -384,10 +385,12 @@ def optimizer_warnings(params: Params) -> list[str]:
     Adam and AdamW divide each step by a running RMS of the gradient, so multiplying an encoder's
     gradients by a constant coefficient (OGM-GE, AGM, SMP's partial suppression) leaves the step
     almost unchanged, and a gradient that shrinks because another modality already fits the labels
-    (the starvation these methods repair) is scaled back up. Checked for the base params and every
-    ablation variant.
+    (the starvation these methods repair) is scaled back up. Checked for the base params, every
+    dataset's student overrides and every ablation variant.
     """
     runs = [("", params, params.methods)]
+    runs += [(f"datasets.{name}.student: ", params.for_dataset(name), params.methods)
+             for name, ds in params.datasets.items() if ds.student]
     for name, ablation in params.ablations.items():
         runs += [(f"ablations.{name} variant {variant}: ", params.variant(name, variant), ablation.methods)
                  for variant in ablation.overrides()]

@@ -21,6 +21,36 @@ class StudentOutput:
     fused: torch.Tensor
 
 
+INITS = ("reference", "torch")
+
+
+def initialise(model: nn.Module, scheme: str) -> nn.Module:
+    """Set a new model's weights by `scheme` (params.yaml `init`), in place; returns the model.
+
+    `reference`: the reference code's initialisation (applied to its teachers and students alike):
+    Kaiming-normal conv weights (fan_out, ReLU), Xavier-normal linear weights with zero bias, BatchNorm
+    weight 1 and bias 0. It matters under late fusion: PyTorch's default gives every head a random
+    bias and small weights, and the heads then drift into per-class offsets that cancel in the fused
+    output but make each branch a poor classifier on its own (see g2d.training.probe).
+    `torch`: PyTorch's default initialisation of each layer (left as built).
+    """
+    if scheme == "torch":
+        return model
+    if scheme != "reference":
+        raise ValueError(f"unknown init {scheme!r}; choose one of {', '.join(INITS)}")
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
 class UnimodalModel(nn.Module):
     """A teacher: one encoder and a linear head. Returns (features, logits)."""
 

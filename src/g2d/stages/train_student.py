@@ -25,7 +25,8 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
     options = {"options": asdict(getattr(params, section))} if section else {}
     fusion_knobs = {name: asdict(getattr(params, name)) for name in FUSION_SECTIONS}
     return {"method": method, **options, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
-            "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs, "optimizer": params.optimizer,
+            "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs,
+            "optimizer": params.optimizer, "init": params.init,
             "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
             "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),
             "teacher_cache": params.teacher_cache, "encoders": params.datasets[dataset].encoders,

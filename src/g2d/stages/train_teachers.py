@@ -19,7 +19,7 @@ from g2d.training.teacher import teacher_path, train_teacher
 def teacher_settings(params: Params, dataset: str) -> dict:
     """The params a teacher depends on (its resume fingerprint)."""
     return {"encoders": params.datasets[dataset].encoders, "teacher": asdict(params.teacher),
-            "optimizer": params.optimizer, "lr": params.lr, "momentum": params.momentum,
+            "optimizer": params.optimizer, "init": params.init, "lr": params.lr, "momentum": params.momentum,
             "weight_decay": params.weight_decay, "scheduler": asdict(params.scheduler),
             "batch_size": params.batch_size, "device": params.device}
 

@@ -13,7 +13,7 @@ from g2d.methods import get_method
 from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.methods.smp import total_epochs
-from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel
+from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, initialise
 from g2d.training.data import Batch, SplitTensors, TeacherBatch
 from g2d.training.engine import FitResult, StepFn, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
@@ -88,8 +88,8 @@ def train_student(params: Params, meta: DatasetMeta, encoders: Mapping[str, str]
     shapes = {m: train.split.sample_shape(m) for m in meta.modalities}
     fusion = method.student_fusion(params.fusion)
     fusion_options = params.fusion_options(fusion)
-    model = MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs,
-                              fusion_options).to(train.device)
+    model = initialise(MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs,
+                                         fusion_options), params.init).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
     task = meta.task

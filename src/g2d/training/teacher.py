@@ -11,7 +11,7 @@ from g2d.config.params import Params
 from g2d.io.hdf5 import DatasetMeta
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
-from g2d.models.student import UnimodalModel
+from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
 from g2d.training.data import Batch, SplitTensors
 from g2d.training.engine import FitResult, fit, seed_everything
@@ -48,7 +48,7 @@ def train_teacher(params: Params, meta: DatasetMeta, modality: str, encoder: str
     """Train the teacher of `modality`; return its checkpoint dict and training history."""
     seed_everything(seed)
     shape = train.split.sample_shape(modality)
-    model = UnimodalModel(encoder, shape, meta.num_outputs).to(train.device)
+    model = initialise(UnimodalModel(encoder, shape, meta.num_outputs), params.init).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
     task = meta.task
