@@ -30,7 +30,16 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
         "report": 1, "all": 1}
     summary = json.loads((proj / "reports/summary.json").read_text())
     assert set(summary["demo"]["methods"]) == {"joint", "g2d"}
-    assert "| Multi (fused) |" in (proj / "reports/report.md").read_text()
+    report = (proj / "reports/report.md").read_text()
+    assert "| Multi (fused) |" in report
+    assert "| audio encoder, linear probe | - | - |" in report and "| video encoder, linear probe | - | - |" in report
+    assert summary["demo"]["weak_modality"] in ("audio", "video")
+    assert "chosen as the modality joint training starves" in report  # joint is run: the starvation rule
+    assert set(summary["demo"]["joint_branch_ratio"]) == {"audio", "video"}
+    assert "| g2d | 1 (rank-1 modality alone), epochs 1-1 |" in report  # SMP's per-phase priorities
+    shares = summary["demo"]["methods"]["g2d"]["smp_priority"]["1"]
+    assert sum(s["mean"] for s in shares.values()) == pytest.approx(1.0)  # one modality per batch in phase 1
+    assert "smp_priority" not in summary["demo"]["methods"]["joint"]
     assert (proj / "reports/curves/demo/g2d/video_acc.json").is_file()
     assert list((proj / "reports/figures").glob("*.png"))
 
