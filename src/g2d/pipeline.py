@@ -44,7 +44,12 @@ CURVES = "reports/curves"
 METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 OPTIM = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
-STUDENT_PARAMS = ("datasets.{dataset}.encoders", "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
+AUGMENT = "datasets.{dataset}.augment"
+# What fresh crops depend on: teachers train on them whenever augmentation is on (any kind), so the
+# bank's size (`views`) never retrains a teacher.
+CROP_PARAMS = tuple(f"{AUGMENT}.{key}" for key in ("kind", "modalities", "scale", "ratio", "flip"))
+
+STUDENT_PARAMS = ("datasets.{dataset}.encoders", AUGMENT, "tau1", "tau2", "tau3", "alpha", "beta", "temperature", "fusion",
                   "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size", "data", *OPTIM)
 
 STAGES: tuple[Stage, ...] = (
@@ -52,9 +57,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("preprocess", wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
           params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess")),
     Stage("train_teachers", wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
-          params=("datasets.{dataset}.encoders", "teacher", "data", *OPTIM)),
+          params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", "data", *OPTIM)),
     Stage("score", wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS),
-          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=("eval_batch_size", "device", "data")),
+          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=(AUGMENT, "eval_batch_size", "device", "data")),
     Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
           outs=(STUDENT, STUDENT_LOG), params=STUDENT_PARAMS),
     Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),
