@@ -181,9 +181,6 @@ class DataParams:
         require(0 < self.memory_fraction <= 1, f"{where}.memory_fraction", "must be in (0, 1]")
 
 
-AUGMENT_KINDS = ("none", "views", "online")
-
-
 @dataclass(frozen=True)
 class AugmentParams:
     """Training-time augmentation of a dataset's frame-stack and image modalities: the reference's

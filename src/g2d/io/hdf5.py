@@ -28,7 +28,7 @@ Teacher score caches (`<run>/scores.h5`) use the same split groups::
 With `augment.kind: views`, the cache also holds the view bank and each teacher's outputs on every
 view, for the augmented modalities only (the others' teachers see the same input in every view)::
 
-    /train_views/                   attrs: views (K), augment (JSON: the params that drew the bank)
+    /train_views/                   attrs: views (K), augment (JSON params) and seed that drew the bank
     /train_views/<modality>/boxes   int32 (K, N, 4) crop boxes (top, left, height, width), stored pixels
     /train_views/<modality>/flip    bool (K, N) horizontal flips
     /train_views/<modality>/features, logits, confidence[, sq_error]   as above, (K, N, ...)

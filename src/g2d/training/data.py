@@ -195,7 +195,7 @@ class SplitTensors:
         self.modalities = list(split.modalities)
         self.target = norm.target(split.labels)
         self.teacher = None
-        self.teacher_views = {}
+        self.teacher_views: dict[str, dict[str, torch.Tensor]] = {}
         if teacher is not None:
             missing = [m for m in self.modalities if m not in teacher]
             if missing:
