@@ -312,3 +312,24 @@ def test_default_modalities_are_the_sources_frames():
     assert aug_params(None).datasets["toy"].augment == AugmentParams(modalities=("video",))
     assert FixedView(draw_bank(AugmentParams(kind="views", modalities=("video",), views=2), {"video": (4, 4)}, 3, 0),
                      1).crops(None).view.tolist() == [1, 1, 1]
+
+
+def test_single_images_are_cropped_like_frame_stacks():
+    """An image modality (C, H, W), float as AV-MNIST's, goes through the same crops; audio is untouched."""
+    from g2d.config.params import resolve_augment
+    from g2d.datasets import avmnist
+    from g2d.io.hdf5 import SplitData
+
+    spec = resolve_augment(AugmentParams(kind="online", scale=(0.1, 0.5)), avmnist, "datasets.av.augment")
+    assert spec.modalities == ("image",)
+    rng = np.random.default_rng(0)
+    split = SplitData(inputs={"audio": rng.normal(size=(10, 1, 8, 8)).astype(np.float32),
+                              "image": rng.random((10, 1, 28, 28)).astype(np.float32)},
+                      labels=np.arange(10) % 3, ids=[str(i) for i in range(10)])
+    norm = Normalizer.fit(split, "classification")
+    data = SplitTensors(split, norm, CPU, augment=fresh_crops(spec, split))
+    batch = next(data.batches(10, shuffle_seed=1))
+    rows = batch.index.numpy()
+    assert batch.inputs["image"].shape == (10, 1, 28, 28)
+    assert torch.equal(batch.inputs["audio"], norm.inputs("audio", split.inputs["audio"][rows]))
+    assert not torch.equal(batch.inputs["image"], norm.inputs("image", split.inputs["image"][rows]))
