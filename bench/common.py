@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's g2d, whatever is installed; children get it too
 
-from g2d.config.params import Params, params_from_dict  # noqa: E402
+from g2d.config.params import Params, deep_merge, params_from_dict  # noqa: E402
 from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores  # noqa: E402
 
 Shapes = Mapping[str, tuple[tuple[int, ...], str]]
@@ -62,23 +62,28 @@ def write_synthetic(path: Path, shapes: Shapes, n: Mapping[str, int], classes: i
     return path
 
 
+def synthetic_scores(rng: np.random.Generator, rows: Sequence[int], modalities: Sequence[str], feature_dim: int,
+                     classes: int) -> dict[str, TeacherScores]:
+    """Random teacher outputs of the cache's shapes for `rows` ((N,) for a split, (K, N) for its views)."""
+    rows = tuple(rows)
+    return {m: TeacherScores(features=rng.normal(size=(*rows, feature_dim)).astype(np.float32),
+                             logits=rng.normal(size=(*rows, classes)).astype(np.float32),
+                             confidence=rng.random(rows).astype(np.float32)) for m in modalities}
+
+
 def write_synthetic_scores(path: Path, counts: Mapping[str, int], modalities: Sequence[str], feature_dim: int,
                            classes: int, seed: int = 0) -> Path:
     """A teacher cache of the right shapes (what the score stage writes), random values."""
     rng = np.random.default_rng(seed)
-    scores = {split: {m: TeacherScores(features=rng.normal(size=(n, feature_dim)).astype(np.float32),
-                                       logits=rng.normal(size=(n, classes)).astype(np.float32),
-                                       confidence=rng.random(n).astype(np.float32)) for m in modalities}
-              for split, n in counts.items()}
+    scores = {split: synthetic_scores(rng, (n,), modalities, feature_dim, classes) for split, n in counts.items()}
     write_scores(path, scores, {"synthetic": True})
     return path
 
 
 def bench_params(**overrides: Any) -> Params:
-    """params.yaml (its `demo` dataset included) with `overrides` at the top level, on the CPU."""
+    """params.yaml (its `demo` dataset included) with `overrides` merged in (nested keys merge), on the CPU."""
     d = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    d.update({"seeds": [0], "device": "cpu", **overrides})
-    return params_from_dict(d)
+    return params_from_dict(deep_merge(d, {"seeds": [0], "device": "cpu", **overrides}))
 
 
 def timed(fn: Callable[[], Any]) -> float:

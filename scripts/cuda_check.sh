@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Train and evaluate every method, fusion, loading mode and SMP suppression once, briefly (tau 2+2),
-# on the device given (default: cuda), on the tiny demo profile, in a scratch folder. CI has no GPU;
-# run this on a machine that has one. Prints one OK/FAIL line per case; exits 1 if any failed.
+# Train and evaluate every method, fusion, loading mode, SMP suppression and augmentation kind once,
+# briefly (tau 2+2), on the device given (default: cuda), on the tiny demo profile, in a scratch
+# folder. CI has no GPU; run this on a machine that has one. Prints one OK/FAIL line per case;
+# exits 1 if any failed.
 #   bash scripts/cuda_check.sh            # on CUDA
 #   bash scripts/cuda_check.sh cpu        # the same cases on the CPU
 set -u
@@ -40,5 +41,18 @@ check "g2d, streamed through 2 DataLoader workers, online teachers" --params str
 for suppression in freeze partial; do
   printf 'smp: {suppression: %s}\n' "$suppression" > "smp_$suppression.yaml"
   check "g2d, suppression $suppression" --params "smp_$suppression.yaml" --method g2d
+done
+# augmentation (last: it retrains the teachers and rescoring replaces the cache), streamed through workers
+for kind in views online; do
+  cache=$([ "$kind" = views ] && echo true || echo false)
+  printf 'datasets: {demo: {augment: {kind: %s, views: 3}}}\nteacher_cache: %s\ndata: {loading: stream, workers: 2}\n' \
+    "$kind" "$cache" > "augment_$kind.yaml"
+  if g2d train-teachers "${base[@]}" --params "augment_$kind.yaml" --dataset demo --seed 0 > prepare.log 2>&1 &&
+     g2d score "${base[@]}" --params "augment_$kind.yaml" --dataset demo --seed 0 >> prepare.log 2>&1; then
+    check "g2d, augment $kind (teacher_cache: $cache), streamed through 2 DataLoader workers" \
+      --params "augment_$kind.yaml" --method g2d
+  else
+    echo "FAIL augment $kind: teachers or scoring"; tail -15 prepare.log; failed=1
+  fi
 done
 exit $failed

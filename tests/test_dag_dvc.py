@@ -35,6 +35,15 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     status = run(["dvc", "status"], proj)
     assert "up to date" in status.stdout
 
+    # augmentation: the bank's size changes scoring and the students, turning it on the teachers too
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    after_teachers = {"score@demo-0", "train_student@demo-0-joint", "train_student@demo-0-g2d", "report"}
+    for change, stale in (({"views": 3}, after_teachers), ({"kind": "views"}, after_teachers | {"train_teachers@demo-0"})):
+        params["datasets"]["demo"]["augment"].update(change)
+        (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert set(json.loads(run(["dvc", "status", "--json"], proj).stdout)) == stale, change
+    run(["git", "checkout", "params.yaml"], proj)
+
     exp = run(["dvc", "exp", "run", "-S", "tau1=2"], proj)
     assert ran_stages(exp.stdout) == {"train_student@demo-0-joint", "train_student@demo-0-g2d",
                                       "evaluate@demo-0-joint", "evaluate@demo-0-g2d", "report"}

@@ -49,6 +49,14 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
     changed = run(smk + ["-n", "--config", "tau1=2"], proj)
     assert job_counts(changed.stdout + changed.stderr) == {"train_student": 2, "evaluate": 2, "report": 1, "all": 1}
 
+    # augmentation: turning it on retrains the teachers (fresh crops) and everything after them, never
+    # the preprocessing; the bank's size is the score stage's and the students' business only
+    for name, augment, rerun in (("on", {"kind": "views"}, {"train_teachers": 1}), ("bank", {"views": 3}, {})):
+        (proj / f"augment-{name}.yaml").write_text(json.dumps({"datasets": {"demo": {"augment": augment}}}))
+        changed = run(smk + [f"augment-{name}.yaml", "-n"], proj)
+        assert job_counts(changed.stdout + changed.stderr) == {
+            **rerun, "score": 1, "train_student": 2, "evaluate": 2, "report": 1, "all": 1}, name
+
     with_ablations = smk[:-1] + ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"]
     ablations = run(with_ablations, proj)
     params = load_params([proj / "params.yaml", proj / "config/presets/tiny.yaml",

@@ -57,3 +57,13 @@ def test_every_stage_cli_exists():
 
     for spec in pipeline.STAGES:
         assert spec.name.replace("_", "-") in COMMANDS
+
+
+def test_augment_reaches_exactly_the_stages_that_depend_on_it():
+    """Teachers train on fresh crops (the crop keys, not the bank's size); the score stage draws and
+    scores the bank and students train from it (all of it); preprocessing and evaluation never crop."""
+    reads = {s.name: {p for p in s.params if p.startswith(pipeline.AUGMENT)} for s in pipeline.STAGES}
+    assert reads["train_teachers"] == set(pipeline.CROP_PARAMS)
+    assert not any(p.endswith((".views",)) for p in reads["train_teachers"])
+    assert reads["score"] == reads["train_student"] == reads["ablate"] == {pipeline.AUGMENT}
+    assert reads["preprocess"] == reads["evaluate"] == reads["generate_demo"] == set()

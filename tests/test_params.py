@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from g2d.config.params import deep_merge, load_params, params_from_dict
+from g2d.config.params import AugmentParams, deep_merge, load_params, params_from_dict
 from g2d.config.schema import ConfigError
 from g2d.methods import METHODS
 
@@ -36,6 +36,8 @@ def test_shipped_params_and_presets_validate():
     assert p.taus(2) == (p.tau1, p.tau2)
     paper = load_params([ROOT / "params.yaml", ROOT / "config/presets/paper.yaml"])
     assert paper.lr == 1e-3 and paper.batch_size == 16 and (paper.tau1, paper.tau2) == (150, 150)
+    assert p.datasets["demo"].augment.kind == "none"  # off by default, the reference's transform in the paper preset
+    assert paper.datasets["cremad"].augment == AugmentParams(kind="views", modalities=("video",), views=8)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -74,10 +76,36 @@ def test_shipped_params_and_presets_validate():
     ({"data__loading": "disk"}, r"data.loading: 'disk' is not allowed; choose one of auto, memory, stream"),
     ({"data__workers": -1}, r"data.workers: must be 0"),
     ({"data__memory_fraction": 0}, r"data.memory_fraction: must be in \(0, 1\]"),
+    ({"datasets__demo__augment__kind": "random"},
+     r"datasets.demo.augment.kind: 'random' is not allowed; choose one of none, views, online"),
+    ({"datasets__demo__augment__views": 0}, r"datasets.demo.augment.views: must be at least 1"),
+    ({"datasets__demo__augment__scale": [0.5, 0.2]},
+     r"datasets.demo.augment.scale: expected \[low, high\] with 0 < low <= high <= 1 .*got \[0.5, 0.2\]"),
+    ({"datasets__demo__augment__scale": [0.1, 1.5]}, r"datasets.demo.augment.scale: expected \[low, high\]"),
+    ({"datasets__demo__augment__scale": [0.1]}, r"datasets.demo.augment.scale: expected two numbers"),
+    ({"datasets__demo__augment__ratio": [0, 1]}, r"datasets.demo.augment.ratio: expected \[low, high\] with 0 < low"),
+    ({"datasets__demo__augment__flip": "yes"}, r"datasets.demo.augment.flip: expected true or false"),
+    ({"datasets__demo__augment__modalities": ["audio"]},
+     r"datasets.demo.augment.modalities\[0\]: 'audio' is not a frame-stack or image modality of the cremad "
+     r"source; choose from video"),
+    ({"datasets__demo__augment__modalities": []}, r"datasets.demo.augment.modalities: name at least one"),
+    ({"datasets__demo__augment__crop": 1},
+     r"datasets.demo.augment.crop: unknown key; allowed keys here: flip, kind, modalities, ratio, scale, views"),
+    ({"datasets__demo__augment__kind": "online"},
+     r"teacher_cache: must be false while datasets.demo.augment.kind is online: the methods g2d distil"),
 ])
 def test_errors_name_the_key(changes, message):
     with pytest.raises(ConfigError, match=message):
         params_from_dict(mutate(**changes))
+
+
+def test_online_augmentation_needs_online_teachers_only_for_distilling_methods():
+    online = {"datasets__demo__augment__kind": "online"}
+    assert params_from_dict(mutate(**online, teacher_cache=False)).datasets["demo"].augment.kind == "online"
+    assert params_from_dict(mutate(**online, methods=["joint"])).teacher_cache  # joint runs no teacher
+    with pytest.raises(ConfigError, match=r"ablations.abl.values\[0\]: teacher_cache: must be false"):
+        params_from_dict(deep_merge(mutate(**online, teacher_cache=False, methods=["joint"]), {"ablations": {
+            "abl": {"over": "teacher_cache", "values": [True], "methods": ["g2d"]}}}))
 
 
 def test_more_than_three_taus():

@@ -69,7 +69,8 @@ def cmd_score(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import score
 
     score.run(params, _path(pipeline.PROCESSED, args), _path(pipeline.TEACHERS, args), _path(pipeline.SCORES, args),
-              _path(pipeline.TEACHER_METRICS, args), _path(pipeline.TEACHER_PLOT, args))
+              _path(pipeline.TEACHER_METRICS, args), _path(pipeline.TEACHER_PLOT, args),
+              augment=params.datasets[args.dataset].augment, seed=args.seed)
 
 
 def cmd_train_student(params: Params, args: argparse.Namespace, root: Path | None = None) -> None:

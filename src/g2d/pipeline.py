@@ -45,18 +45,23 @@ METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' 
 FUSION_SECTIONS = ("film", "gated")  # the knobs of fusions that have some, each in the section of its name
 OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
-STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", "tau1", "tau2", "tau3", "alpha", "beta",
-                  "temperature", "fusion", *FUSION_SECTIONS, "smp", *METHOD_SECTIONS, "teacher_cache", "eval_batch_size",
-                  "data", *OPTIM)
+AUGMENT = "datasets.{dataset}.augment"
+# What fresh crops depend on: teachers train on them whenever augmentation is on (any kind), so the
+# bank's size (`views`) never retrains a teacher.
+CROP_PARAMS = tuple(f"{AUGMENT}.{key}" for key in ("kind", "modalities", "scale", "ratio", "flip"))
+
+STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", AUGMENT, "tau1", "tau2", "tau3", "alpha",
+                  "beta", "temperature", "fusion", *FUSION_SECTIONS, "smp", *METHOD_SECTIONS, "teacher_cache",
+                  "eval_batch_size", "data", *OPTIM)
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate_demo", outs=(RAW_DEMO,), params=("demo",)),
     Stage("preprocess", wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
           params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess")),
     Stage("train_teachers", wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
-          params=("datasets.{dataset}.encoders", "teacher", "data", *OPTIM)),
+          params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", "data", *OPTIM)),
     Stage("score", wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS),
-          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=("eval_batch_size", "device", "data")),
+          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=(AUGMENT, "eval_batch_size", "device", "data")),
     Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
           outs=(STUDENT, STUDENT_LOG), params=STUDENT_PARAMS),
     Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),

@@ -209,16 +209,67 @@ class DataParams:
 
 
 @dataclass(frozen=True)
+class AugmentParams:
+    """Training-time augmentation of a dataset's frame-stack and image modalities: the reference's
+    CREMA-D train transform (random resized crop, resized back to the stored size, then a horizontal
+    flip). Only training rows are augmented; validation and test never are.
+
+    `kind` says how the teachers see the augmented input: `views` (a seeded bank of `views` crops per
+    training clip, drawn by the score stage, which scores the teachers once per view; each epoch a
+    clip gets one of its views), `online` (a fresh crop every epoch and the teachers run on it every
+    batch: exact, slow, needs `teacher_cache: false`), or `none`. Teachers train on fresh crops in
+    both augmenting kinds, as the reference's do. `modalities` defaults to every frame-stack or image
+    modality of the source (`IMAGE_MODALITIES`).
+    """
+
+    kind: Literal["none", "views", "online"] = "none"
+    modalities: tuple[str, ...] | None = None
+    views: int = 8
+    scale: tuple[float, ...] = (0.08, 1.0)
+    ratio: tuple[float, ...] = (3 / 4, 4 / 3)
+    flip: bool = True
+
+    @property
+    def active(self) -> bool:
+        return self.kind != "none"
+
+    def crop_settings(self) -> dict[str, Any]:
+        """What a fresh crop depends on (teacher training; the student in online mode)."""
+        return {"modalities": list(self.modalities or ()), "scale": list(self.scale), "ratio": list(self.ratio),
+                "flip": self.flip}
+
+    def validate(self, where: str) -> None:
+        require(self.views >= 1, f"{where}.views", f"must be at least 1 view per training clip, got {self.views}")
+        for name, (low, high), top in (("scale", _pair(self.scale, f"{where}.scale"), 1.0),
+                                        ("ratio", _pair(self.ratio, f"{where}.ratio"), float("inf"))):
+            require(0 < low <= high <= top, f"{where}.{name}",
+                    f"expected [low, high] with 0 < low <= high{' <= 1 (fractions of the frame area)' if top == 1 else ''}"
+                    f", got {[low, high]}")
+        if self.modalities is not None:
+            require(len(self.modalities) > 0, f"{where}.modalities",
+                    "name at least one modality, or leave the key out for all frame and image modalities")
+            require(len(set(self.modalities)) == len(self.modalities), f"{where}.modalities",
+                    f"modalities must be distinct, got {list(self.modalities)}")
+
+
+def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
+    require(len(values) == 2, key, f"expected two numbers [low, high], got {list(values)}")
+    return values[0], values[1]
+
+
+@dataclass(frozen=True)
 class DatasetParams:
-    """One dataset to run: its raw source, where the raw files are, per-modality encoders, and `student`:
+    """One dataset to run: its raw source, where the raw files are, per-modality encoders, `student`:
     overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
-    mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`."""
+    mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`, and the training-time
+    augmentation (`augment`, off unless asked for)."""
 
     source: str
     raw_dir: str
     encoders: dict[str, str]
     preprocess: Any = None
     student: dict[str, Any] = field(default_factory=dict)
+    augment: AugmentParams = field(default_factory=AugmentParams)
 
 
 @dataclass(frozen=True)
@@ -345,6 +396,20 @@ class Params:
             for modality, enc in ds.encoders.items():
                 require(enc in ENCODERS, f"{key}.encoders.{modality}",
                         f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
+        self.validate_online_teachers()
+
+    def validate_online_teachers(self) -> None:
+        """Online augmentation changes a clip every epoch, so no cache can hold its teachers' outputs:
+        a method that distils from teachers must run them online (`teacher_cache: false`)."""
+        from g2d.methods import get_method
+
+        online = [name for name, ds in self.datasets.items() if ds.augment.kind == "online"]
+        methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
+        distilling = sorted(m for m in methods if get_method(m).uses_teachers)
+        require(not (online and distilling and self.teacher_cache), "teacher_cache",
+                f"must be false while datasets.{online[0] if online else ''}.augment.kind is online: the "
+                f"methods {', '.join(distilling)} distil from the teachers' outputs on each epoch's fresh crops, "
+                "which no cache holds; set teacher_cache: false, or augment.kind: views to keep the cache")
 
     def validate_dataset_overrides(self) -> None:
         """Each dataset's `student` section names student keys only, and its params validate."""
@@ -406,6 +471,21 @@ def optimizer_warnings(params: Params) -> list[str]:
                        "step by the gradient's running RMS, so these gradient coefficients barely change the update "
                        "and the imbalance they act on is largely hidden; use optimizer: sgd (the paper's)")
     return out
+
+
+def resolve_augment(augment: AugmentParams, source: Any, where: str) -> AugmentParams:
+    """`augment` with its modalities checked against the source's frame and image modalities
+    (`source.IMAGE_MODALITIES`) and, when left out, set to all of them."""
+    images = tuple(getattr(source, "IMAGE_MODALITIES", ()))
+    if augment.modalities is None:
+        require(bool(images) or not augment.active, f"{where}.kind",
+                f"the {source.SOURCE} source has no frame or image modality to augment; set kind: none")
+        return dataclasses.replace(augment, modalities=images)
+    for i, modality in enumerate(augment.modalities):
+        require(modality in images, f"{where}.modalities[{i}]",
+                f"{modality!r} is not a frame-stack or image modality of the {source.SOURCE} source; "
+                f"choose from {', '.join(images) or 'none (it has none)'}")
+    return augment
 
 
 def student_keys() -> tuple[str, ...]:
@@ -532,7 +612,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
         require(not unknown, f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
                 f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}")
-        datasets[name] = dataclasses.replace(ds, preprocess=pre)
+        datasets[name] = dataclasses.replace(ds, preprocess=pre, augment=resolve_augment(
+            ds.augment, source, f"datasets.{name}.augment"))
     demo = None
     if params.demo is not None:
         from g2d.datasets import demo as demo_source

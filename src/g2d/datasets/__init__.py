@@ -4,6 +4,8 @@ A source module exposes:
   - `Params`: a frozen dataclass of its preprocessing knobs (the `datasets.<name>.preprocess`
     section of params.yaml), parsed with `g2d.config.schema.parse`;
   - `MODALITIES`: the modality names it writes, in model order;
+  - `IMAGE_MODALITIES`: those that are images (C, H, W) or frame stacks (T, C, H, W), the ones
+    training-time augmentation (`datasets.<name>.augment`) may crop and flip;
   - `check_raw(raw_dir, params)`: raise `RawDataError` describing the expected layout if it is absent;
   - `preprocess(dataset, raw_dir, params, out_path, report_path, workers)`: write the HDF5
     file and a JSON report of what was skipped.

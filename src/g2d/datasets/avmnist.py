@@ -45,6 +45,7 @@ from g2d.transforms.degrade import fit_pca, pink_noise, scale_to_snr, white_nois
 
 SOURCE = "avmnist"
 MODALITIES: tuple[str, ...] = ("audio", "image")
+IMAGE_MODALITIES: tuple[str, ...] = ("image",)  # what `augment` may crop and flip
 CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
 IMAGE_SIDE = 28
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

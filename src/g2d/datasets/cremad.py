@@ -31,6 +31,7 @@ from g2d.transforms.video import sample_frames
 
 SOURCE = "cremad"
 MODALITIES: tuple[str, ...] = ("audio", "video")
+IMAGE_MODALITIES: tuple[str, ...] = ("video",)  # frame stacks: what `augment` may crop and flip
 CLASS_NAMES: tuple[str, ...] = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".flv", ".mp4", ".avi")
 CLIP_PATTERN = re.compile(r"^(?P<actor>\d+)_(?P<sentence>[A-Z]+)_(?P<emotion>[A-Z]+)_(?P<level>[A-Z]+)$")

@@ -24,6 +24,14 @@ Teacher score caches (`<run>/scores.h5`) use the same split groups::
     /<split>/<modality>/logits      float32 (N, C) teacher logits (C = 1 for regression)
     /<split>/<modality>/confidence  float32 (N,) per-sample confidence (Eq. 5 before the batch mean)
     /<split>/<modality>/sq_error    float32 (N,) regression only: squared error on the [0, 1] scale
+
+With `augment.kind: views`, the cache also holds the view bank and each teacher's outputs on every
+view, for the augmented modalities only (the others' teachers see the same input in every view)::
+
+    /train_views/                   attrs: views (K), augment (JSON params) and seed that drew the bank
+    /train_views/<modality>/boxes   int32 (K, N, 4) crop boxes (top, left, height, width), stored pixels
+    /train_views/<modality>/flip    bool (K, N) horizontal flips
+    /train_views/<modality>/features, logits, confidence[, sq_error]   as above, (K, N, ...)
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from g2d.io.atomic import atomic_path
 
 SCHEMA_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+TRAIN_VIEWS = "train_views"  # the score cache's group of teacher outputs per view of the training split
 TASKS: tuple[str, ...] = ("classification", "regression")
 
 
@@ -336,15 +345,43 @@ class TeacherScores:
     sq_error: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class ViewBank:
+    """K stored augmented views of every training row, per augmented modality: crop boxes
+    (top, left, height, width) in stored pixels, (K, N, 4) int32, and horizontal flips, (K, N) bool."""
+
+    boxes: dict[str, np.ndarray]
+    flip: dict[str, np.ndarray]
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.boxes)
+
+    @property
+    def views(self) -> int:
+        return int(next(iter(self.boxes.values())).shape[0])
+
+    @property
+    def rows(self) -> int:
+        return int(next(iter(self.boxes.values())).shape[1])
+
+
 def write_scores(path: str | os.PathLike[str], scores: Mapping[str, Mapping[str, TeacherScores]],
-                 attrs: Mapping[str, Any]) -> None:
-    """Write the teacher cache {split: {modality: TeacherScores}} atomically."""
+                 attrs: Mapping[str, Any], bank: ViewBank | None = None,
+                 bank_attrs: Mapping[str, Any] | None = None) -> None:
+    """Write the teacher cache {split: {modality: TeacherScores}} atomically; with `bank`, also its
+    boxes and flips beside the per-view outputs (`scores[TRAIN_VIEWS]`, arrays (K, N, ...))."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for key, value in attrs.items():
-            h5.attrs[key] = json.dumps(value) if not isinstance(value, (str, int, float)) else value
+        _write_attrs(h5, attrs)
+        if bank is not None:
+            group = h5.create_group(TRAIN_VIEWS)
+            _write_attrs(group, {"views": bank.views, **(bank_attrs or {})})
+            for modality in bank.modalities:
+                group[f"{modality}/boxes"] = bank.boxes[modality].astype(np.int32)
+                group[f"{modality}/flip"] = bank.flip[modality].astype(bool)
         for split, per_mod in scores.items():
             for modality, s in per_mod.items():
-                group = h5.create_group(f"{split}/{modality}")
+                group = h5.require_group(f"{split}/{modality}")
                 group["features"] = s.features.astype(np.float32)
                 group["logits"] = s.logits.astype(np.float32)
                 group["confidence"] = s.confidence.astype(np.float32)
@@ -352,11 +389,27 @@ def write_scores(path: str | os.PathLike[str], scores: Mapping[str, Mapping[str,
                     group["sq_error"] = s.sq_error.astype(np.float32)
 
 
+def _write_attrs(node: h5py.Group, attrs: Mapping[str, Any]) -> None:
+    for key, value in attrs.items():
+        node.attrs[key] = json.dumps(value) if not isinstance(value, (str, int, float)) else value
+
+
+def read_view_bank(path: str | os.PathLike[str]) -> ViewBank | None:
+    """The view bank stored in a score cache, or None if the cache has none (no `augment.kind: views`)."""
+    with h5py.File(path, "r") as h5:
+        if TRAIN_VIEWS not in h5:
+            return None
+        group = h5[TRAIN_VIEWS]
+        return ViewBank(boxes={m: g["boxes"][()] for m, g in group.items()},
+                        flip={m: g["flip"][()] for m, g in group.items()})
+
+
 def read_scores(path: str | os.PathLike[str], split: str) -> dict[str, TeacherScores]:
     """Read the teacher cache of one split: {modality: TeacherScores}."""
     with h5py.File(path, "r") as h5:
         if split not in h5:
-            raise ValueError(f"{path}: no cached teacher scores for split {split!r}; rerun the score stage")
+            raise ValueError(f"{path}: no cached teacher scores for {split!r}; rerun the score stage"
+                             + (" with datasets.<name>.augment.kind: views" if split == TRAIN_VIEWS else ""))
         out = {}
         for modality, group in h5[split].items():
             out[modality] = TeacherScores(

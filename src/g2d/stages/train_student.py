@@ -1,4 +1,9 @@
-"""Stage train_student: one method (joint, g2d, ...) on one dataset and seed."""
+"""Stage train_student: one method (joint, g2d, ...) on one dataset and seed.
+
+Training clips are augmented as `datasets.<name>.augment` says: with `views`, each clip gets one of
+its bank views per epoch and, with the teacher cache, the teachers' cached outputs on that view;
+with `online`, a fresh crop per epoch and the teachers run on it (validation prevents the cache).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from pathlib import Path
 
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import read_meta, read_scores
+from g2d.io.hdf5 import TRAIN_VIEWS, read_meta, read_scores, read_view_bank
 from g2d.methods import get_method
 from g2d.methods.confidence import cached_confidence
 from g2d.pipeline import FUSION_SECTIONS
 from g2d.training import checkpoint
-from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.augment import BankViews, CropSource, fresh_crops
+from g2d.training.data import Normalizer, Split, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
 from g2d.training.student import train_student
@@ -22,15 +28,30 @@ from g2d.training.teacher import load_teachers
 def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
     """The params a student run depends on (its resume fingerprint), the method's and fusions' sections included."""
     section = get_method(method).section
-    options = {"options": asdict(getattr(params, section))} if section else {}
+    extra = {"options": asdict(getattr(params, section))} if section else {}
+    augment = params.datasets[dataset].augment
+    if augment.active:
+        extra["augment"] = asdict(augment)
     fusion_knobs = {name: asdict(getattr(params, name)) for name in FUSION_SECTIONS}
-    return {"method": method, **options, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
+    return {"method": method, **extra, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
             "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs,
             "optimizer": params.optimizer, "init": params.init,
             "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
             "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),
             "teacher_cache": params.teacher_cache, "encoders": params.datasets[dataset].encoders,
             "device": params.device}
+
+
+def train_crops(params: Params, dataset: str, train: Split, scores_path: Path) -> CropSource | None:
+    """The student's crops: the bank stored in the score cache (views), fresh ones (online), or none."""
+    augment = params.datasets[dataset].augment
+    if augment.kind != "views":
+        return fresh_crops(augment, train)
+    bank = read_view_bank(scores_path)
+    if bank is None or bank.rows != len(train) or set(bank.modalities) != set(augment.modalities or ()):
+        raise ValueError(f"{scores_path}: its view bank does not match datasets.{dataset}.augment and the training "
+                         "split; rerun the score stage")
+    return BankViews(bank)
 
 
 def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, scores_path: Path,
@@ -43,7 +64,10 @@ def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, s
     cached = uses_teachers and params.teacher_cache
     train_scores = read_scores(scores_path, "train")
     workers = params.data.workers
-    train = SplitTensors(splits["train"], norm, device, teacher=train_scores if cached else None, workers=workers)
+    crops = train_crops(params, dataset, splits["train"], scores_path)
+    views = read_scores(scores_path, TRAIN_VIEWS) if cached and isinstance(crops, BankViews) else None
+    train = SplitTensors(splits["train"], norm, device, teacher=train_scores if cached else None, workers=workers,
+                         augment=crops, teacher_views=views)
     val = SplitTensors(splits["val"], norm, device, workers=workers)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
     train_conf = {m: cached_confidence(s.confidence, s.sq_error, meta.task) for m, s in train_scores.items()}

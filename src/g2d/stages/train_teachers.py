@@ -1,4 +1,8 @@
-"""Stage train_teachers: one unimodal teacher per modality, chosen on validation, with per-epoch logs."""
+"""Stage train_teachers: one unimodal teacher per modality, chosen on validation, with per-epoch logs.
+
+With `augment` on (kind views or online), teachers train on a fresh crop of every training clip
+each epoch, as the reference's teachers do; the view bank is only for the students' distillation.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from g2d.io.atomic import write_json
 from g2d.io.atomic_dir import atomic_dir
 from g2d.io.hdf5 import read_meta
 from g2d.training import checkpoint
+from g2d.training.augment import fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
@@ -21,7 +26,13 @@ def teacher_settings(params: Params, dataset: str) -> dict:
     return {"encoders": params.datasets[dataset].encoders, "teacher": asdict(params.teacher),
             "optimizer": params.optimizer, "init": params.init, "lr": params.lr, "momentum": params.momentum,
             "weight_decay": params.weight_decay, "scheduler": asdict(params.scheduler),
-            "batch_size": params.batch_size, "device": params.device}
+            "batch_size": params.batch_size, "device": params.device, **augment_settings(params, dataset)}
+
+
+def augment_settings(params: Params, dataset: str) -> dict:
+    """What the teachers' fresh crops depend on (nothing when augmentation is off)."""
+    augment = params.datasets[dataset].augment
+    return {"augment": augment.crop_settings()} if augment.active else {}
 
 
 def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path, resume_root: Path) -> None:
@@ -29,7 +40,9 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task)
-    train, val = (SplitTensors(splits[s], norm, device, workers=params.data.workers) for s in ("train", "val"))
+    train = SplitTensors(splits["train"], norm, device, workers=params.data.workers,
+                         augment=fresh_crops(params.datasets[dataset].augment, splits["train"]))
+    val = SplitTensors(splits["val"], norm, device, workers=params.data.workers)
     encoders = params.datasets[dataset].encoders
     settings = {**teacher_settings(params, dataset), "seed": seed}
     results = {}

@@ -7,6 +7,10 @@ training split (METHOD.md), and the scaling is stored with every checkpoint.
 Splits are held in memory or streamed from the file (`data.loading`, see `resolve_loading`); the
 statistics are computed in chunks and batches are built by the same code in both modes, so both
 give the same tensors.
+
+A training split may be augmented (`augment`, a `CropSource`): each epoch every row gets a crop,
+applied to the stored arrays before standardisation, and with a view bank its teacher outputs are
+those cached for the view it got. The statistics are always those of the stored, uncropped split.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from g2d.config.params import DataParams
 from g2d.io.hdf5 import SplitData, StreamedSplit, TeacherScores, open_split
+from g2d.training.augment import Crops, CropSource
 
 Split = SplitData | StreamedSplit
 STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk of the statistics pass
@@ -145,8 +150,12 @@ class Batch:
     teacher: TeacherBatch | None = None
 
 
+Request = tuple[np.ndarray, Crops | None]  # a batch's rows and, if augmented, their crops
+
+
 class InputReader(Dataset):
-    """Standardised input tensors of one batch of rows: what DataLoader workers compute."""
+    """Standardised input tensors of one batch of rows, cropped first if asked: what DataLoader
+    workers compute."""
 
     def __init__(self, split: Split, norm: Normalizer) -> None:
         self.split = split
@@ -155,8 +164,12 @@ class InputReader(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        return {m: self.norm.inputs(m, self.split.read(m, index)) for m in self.split.modalities}
+    def __getitem__(self, request: Request) -> dict[str, torch.Tensor]:
+        index, crops = request
+        rows = {m: self.split.read(m, index) for m in self.split.modalities}
+        if crops is not None:
+            rows = {m: crops.apply(m, array) for m, array in rows.items()}
+        return {m: self.norm.inputs(m, array) for m, array in rows.items()}
 
 
 class SplitTensors:
@@ -164,42 +177,65 @@ class SplitTensors:
 
     With `workers` > 0, batches are read and standardised by that many DataLoader processes
     (pinned for CUDA), two batches ahead per worker; the batches are the same as with 0.
+    `augment` crops the rows of every epoch (training split only); `teacher_views` are the cached
+    teacher outputs per bank view, (K, N, ...), which replace `teacher`'s for their modalities: each
+    row then gets the outputs of the view `augment` gave it.
     """
 
     def __init__(self, split: Split, norm: Normalizer, device: torch.device,
-                 teacher: Mapping[str, TeacherScores] | None = None, workers: int = 0) -> None:
+                 teacher: Mapping[str, TeacherScores] | None = None, workers: int = 0,
+                 augment: CropSource | None = None,
+                 teacher_views: Mapping[str, TeacherScores] | None = None) -> None:
         self.split = split
         self.norm = norm
         self.device = device
         self.workers = workers
+        self.augment = augment
         self.reader = InputReader(split, norm)
         self.modalities = list(split.modalities)
         self.target = norm.target(split.labels)
         self.teacher = None
+        self.teacher_views: dict[str, dict[str, torch.Tensor]] = {}
         if teacher is not None:
             missing = [m for m in self.modalities if m not in teacher]
             if missing:
                 raise ValueError(f"the teacher cache has no scores for modalities {missing}")
-            for m in self.modalities:
-                if len(teacher[m].confidence) != len(split):
-                    raise ValueError(f"teacher cache for {m} has {len(teacher[m].confidence)} rows, "
-                                     f"the split has {len(split)}; rerun the score stage")
-            self.teacher = {m: {name: torch.from_numpy(v) for name, v in vars(teacher[m]).items() if v is not None}
-                            for m in self.modalities}
+            self.teacher = {m: self._cached(teacher[m], m, (len(split),)) for m in self.modalities}
+        if teacher_views:
+            if self.teacher is None or augment is None:
+                raise ValueError("per-view teacher outputs need the training split's cache and a view bank to pick from")
+            views = next(iter(teacher_views.values())).confidence.shape[0]
+            self.teacher_views = {m: self._cached(s, m, (views, len(split))) for m, s in teacher_views.items()}
+
+    @staticmethod
+    def _cached(scores: TeacherScores, modality: str, rows: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """One modality's cached teacher outputs as tensors, checked to cover `rows` (N, or K x N views)."""
+        if scores.confidence.shape != rows:
+            raise ValueError(f"teacher cache for {modality} has {scores.confidence.shape} rows, "
+                             f"the split needs {rows}; rerun the score stage")
+        return {name: torch.from_numpy(v) for name, v in vars(scores).items() if v is not None}
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def batch(self, index: np.ndarray, inputs: Mapping[str, torch.Tensor] | None = None) -> Batch:
-        """The batch of rows `index`; `inputs` are its standardised inputs if already read."""
+    def batch(self, index: np.ndarray, inputs: Mapping[str, torch.Tensor] | None = None,
+              crops: Crops | None = None) -> Batch:
+        """The batch of rows `index` through their `crops`, if any; `inputs` are its standardised
+        inputs if already read."""
         idx = np.asarray(index)
         t_idx = torch.from_numpy(idx)
         pinned = inputs is not None and self.device.type == "cuda"
-        host = inputs if inputs is not None else self.reader[idx]
+        host = inputs if inputs is not None else self.reader[idx, crops]
         on_device = {m: host[m].to(self.device, non_blocking=pinned) for m in self.modalities}
         teacher = None
         if self.teacher is not None:
             pick = {m: {k: v[t_idx].to(self.device) for k, v in d.items()} for m, d in self.teacher.items()}
+            if self.teacher_views:
+                if crops is None or crops.view is None:
+                    raise ValueError("per-view teacher outputs need each row's view: augment with the bank")
+                rows = (torch.from_numpy(crops.view), t_idx)
+                pick.update({m: {k: v[rows].to(self.device) for k, v in d.items()}
+                             for m, d in self.teacher_views.items()})
             teacher = TeacherBatch(
                 features={m: d["features"] for m, d in pick.items()},
                 logits={m: d["logits"] for m, d in pick.items()},
@@ -209,16 +245,19 @@ class SplitTensors:
         return Batch(index=t_idx, inputs=on_device, target=self.target[t_idx].to(self.device), teacher=teacher)
 
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> Iterator[Batch]:
-        """All samples in batches; shuffled by a generator seeded per epoch so resumes are exact."""
+        """All samples in batches; shuffled, and cropped if augmented, by generators seeded per epoch
+        so resumes are exact."""
         n = len(self)
         order = np.arange(n) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(n)
-        index = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+        epoch = self.augment.crops(shuffle_seed) if self.augment is not None else None
+        requests: list[Request] = [(idx, epoch.take(idx) if epoch is not None else None)
+                                   for idx in (order[start:start + batch_size] for start in range(0, n, batch_size))]
         if self.workers == 0:
-            for idx in index:
-                yield self.batch(idx)
+            for idx, crops in requests:
+                yield self.batch(idx, crops=crops)
             return
         self.split.close()  # no h5py handle may cross the fork; each worker opens its own
-        loader = DataLoader(self.reader, sampler=index, batch_size=None, num_workers=self.workers,
+        loader = DataLoader(self.reader, sampler=requests, batch_size=None, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda")
-        for idx, inputs in zip(index, loader):
-            yield self.batch(idx, inputs)
+        for (idx, crops), inputs in zip(requests, loader):
+            yield self.batch(idx, inputs, crops)
