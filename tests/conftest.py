@@ -49,7 +49,7 @@ def toy_params(**overrides) -> Params:
     d = copy.deepcopy(base)
     d["datasets"] = {"toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn",
                                                                                     "video": "small_cnn"}}}
-    d.update({"seeds": [0], "tau1": 2, "tau2": 2, "batch_size": 8, "lr": 0.05, "device": "cpu",
+    d.update({"seeds": [0], "tau1": 2, "tau2": 2, "batch_size": 8, "lr": 0.01, "device": "cpu",
               "teacher": {"epochs": 3}})
     d.update(overrides)
     return params_from_dict(d)

@@ -114,16 +114,16 @@ def test_freeze_keeps_suppressed_encoder_fixed_during_phase_one(teachers, tmp_pa
     conf = {"audio": 0.9, "video": 0.2}  # video least confident: only video's encoder trains
     built = {}
 
-    class Recording(ts.MultimodalStudent):
-        """The student, remembering its initial encoder weights."""
+    initialise = ts.initialise
 
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            built["model"] = self
-            built["init"] = {m: [q.detach().clone() for q in self.encoders[m].parameters()]
-                             for m in ("audio", "video")}
+    def recording(model, scheme):
+        """Initialise the student as training does, then remember its initial encoder weights."""
+        initialise(model, scheme)
+        built["model"] = model
+        built["init"] = {m: [q.detach().clone() for q in model.encoders[m].parameters()] for m in ("audio", "video")}
+        return model
 
-    monkeypatch.setattr(ts, "MultimodalStudent", Recording)
+    monkeypatch.setattr(ts, "initialise", recording)
     fit_student(p, meta, {"audio": "small_cnn", "video": "small_cnn"}, "g2d", 0, train, val, None, conf,
                 tmp_path / "rf", "x")
     model, init = built["model"], built["init"]
