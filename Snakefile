@@ -1,6 +1,7 @@
-# g2d pipeline, Snakemake front end. The stages, their files and the params each one reads come
-# from g2d.pipeline (dvc.yaml declares the same, checked by tests/test_dag_spec.py); every rule
-# calls the `g2d` command line. Run: snakemake --cores 8 [--use-conda] [--configfile PRESET.yaml]
+# g2d pipeline, Snakemake front end. The stages, their files, the params each one reads and the code
+# it runs come from g2d.pipeline (dvc.yaml is generated from the same by `g2d dvc-yaml`); every rule
+# calls the `g2d` command line and writes its output to logs/. Run: snakemake --cores 8 [--use-conda]
+# [--configfile PRESET.yaml]
 
 configfile: "params.yaml"
 
@@ -15,4 +16,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        REPORT_FILES,
+        RULES.outputs("report"),

@@ -1,58 +1,50 @@
 #!/usr/bin/env bash
 # Train and evaluate every method, fusion, loading mode, SMP suppression and augmentation kind once,
-# briefly (tau 2+2), on the device given (default: cuda), on the tiny demo profile, in a scratch
-# folder. CI has no GPU; run this on a machine that has one. Prints one OK/FAIL line per case;
-# exits 1 if any failed.
+# briefly (tau 2+2), on the device given (default: cuda), on the tiny demo profile, through Snakemake
+# in a scratch copy of the project: one run per case, the case's overrides as an overlay
+# (--configfile), its stages forced to rerun (a loading mode changes no stage param, so alone it
+# would rerun nothing). CI has no GPU; run this on a machine that has one. Prints one OK/FAIL line
+# per case; exits 1 if any failed. Each job's output is in the scratch folder's logs/.
 #   bash scripts/cuda_check.sh            # on CUDA
 #   bash scripts/cuda_check.sh cpu        # the same cases on the CPU
 set -u
 device=${1:-cuda}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d -t g2d-cuda-check-XXXXXX)
-export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
 python=${PYTHON:-python3}
+# the copy's own code runs (the stages depend on it); snakemake and g2d from the interpreter's bin/
+export PYTHONPATH="$work/src${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$("$python" -c 'import os, sys; print(os.path.dirname(sys.executable))'):$PATH"
+"$python" -c 'import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1] + "/src")
+from g2d.pipeline import copy_project; copy_project(Path(sys.argv[1]), Path(sys.argv[2]))' "$root" "$work" || exit 1
 cd "$work" || exit 1
-cp "$root/params.yaml" params.yaml
 printf 'tau1: 2\ntau2: 2\ndevice: %s\n' "$device" > device.yaml
-g2d() { "$python" -m g2d.cli "$@"; }
-base=(--params params.yaml --params "$root/config/presets/tiny.yaml" --params device.yaml)
+smk() { "$python" -m snakemake --cores 2 --configfile config/presets/tiny.yaml device.yaml "$@"; }
 echo "device $device, scratch $work"
-g2d generate-demo "${base[@]}" --out data/raw/demo > prepare.log 2>&1 &&
-  g2d preprocess "${base[@]}" --dataset demo >> prepare.log 2>&1 &&
-  g2d train-teachers "${base[@]}" --dataset demo --seed 0 >> prepare.log 2>&1 &&
-  g2d score "${base[@]}" --dataset demo --seed 0 >> prepare.log 2>&1 || { tail -20 prepare.log; exit 1; }
+smk -- runs/demo/seed0/scores.h5 > prepare.log 2>&1 || { tail -30 prepare.log; exit 1; }
 failed=0
+# check NAME OVERLAY_YAML [RULE...]: train and evaluate G2D (or the overlay's method) under the overlay,
+# rerunning the rules named (default: the student's)
 check() {
-  local name=$1; shift
-  if g2d train-student "${base[@]}" "$@" --dataset demo --seed 0 > train.log 2>&1 &&
-     g2d evaluate "${base[@]}" "$@" --dataset demo --seed 0 > eval.log 2>&1; then
-    echo "OK   $name: $(tail -1 eval.log)"
+  local name=$1 method; shift
+  printf '%s\n' "$1" > case.yaml; shift
+  method=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open("case.yaml")) or {}).get("methods", ["g2d"])[0])')
+  if smk case.yaml --forcerun "${@:-train_student}" evaluate -- "runs/demo/seed0/$method/metrics.json" > case.log 2>&1; then
+    echo "OK   $name: $(tail -1 "logs/evaluate/demo-0-$method.log")"
   else
-    echo "FAIL $name"; tail -15 train.log eval.log; failed=1
+    echo "FAIL $name"; tail -30 case.log; failed=1
   fi
 }
-for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla; do check "$method" --method "$method"; done
-for fusion in concat sum film gated cross_attention; do
-  printf 'fusion: %s\n' "$fusion" > "fusion_$fusion.yaml"
-  check "g2d, fusion $fusion" --params "fusion_$fusion.yaml" --method g2d
-done
-printf 'data: {loading: stream, workers: 2}\nteacher_cache: false\n' > stream.yaml
-check "g2d, streamed through 2 DataLoader workers, online teachers" --params stream.yaml --method g2d
-for suppression in freeze partial; do
-  printf 'smp: {suppression: %s}\n' "$suppression" > "smp_$suppression.yaml"
-  check "g2d, suppression $suppression" --params "smp_$suppression.yaml" --method g2d
-done
-# augmentation (last: it retrains the teachers and rescoring replaces the cache), streamed through workers
+for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla; do check "$method" "methods: [$method]"; done
+for fusion in concat sum film gated cross_attention; do check "g2d, fusion $fusion" "fusion: $fusion"; done
+check "g2d, streamed through 2 DataLoader workers, online teachers" \
+  "{data: {loading: stream, workers: 2}, teacher_cache: false}"
+for suppression in freeze partial; do check "g2d, suppression $suppression" "smp: {suppression: $suppression}"; done
+# augmentation (last: it retrains the teachers and rescores), streamed through workers
 for kind in views online; do
   cache=$([ "$kind" = views ] && echo true || echo false)
-  printf 'datasets: {demo: {augment: {kind: %s, views: 3}}}\nteacher_cache: %s\ndata: {loading: stream, workers: 2}\n' \
-    "$kind" "$cache" > "augment_$kind.yaml"
-  if g2d train-teachers "${base[@]}" --params "augment_$kind.yaml" --dataset demo --seed 0 > prepare.log 2>&1 &&
-     g2d score "${base[@]}" --params "augment_$kind.yaml" --dataset demo --seed 0 >> prepare.log 2>&1; then
-    check "g2d, augment $kind (teacher_cache: $cache), streamed through 2 DataLoader workers" \
-      --params "augment_$kind.yaml" --method g2d
-  else
-    echo "FAIL augment $kind: teachers or scoring"; tail -15 prepare.log; failed=1
-  fi
+  check "g2d, augment $kind (teacher_cache: $cache), streamed through 2 DataLoader workers" \
+    "{datasets: {demo: {augment: {kind: $kind, views: 3}}}, teacher_cache: $cache, data: {loading: stream, workers: 2}}" \
+    train_teachers score train_student
 done
 exit $failed

@@ -1,6 +1,7 @@
 """The whole DAG through `dvc repro`, then `dvc exp run -S tau1=...` in a temporary git copy, then
 every method and every ablation added to params (ablations-tiny.yaml): only the new students, the
-ablation stages and the report run, and the report has every table with every method."""
+ablation stages and the report run, and the report has every table with every method. Along the way,
+which stages a change of params (`data`: none) or an edit of the code makes stale."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
 
     status = run(["dvc", "status"], proj)
     assert "up to date" in status.stdout
+
+    # what only changes speed (loading mode, DataLoader workers) reruns nothing
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"] = {"loading": "stream", "workers": 2, "memory_fraction": 0.1}
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert json.loads(run(["dvc", "status", "--json"], proj).stdout) == {}
+    run(["git", "checkout", "params.yaml"], proj)
 
     # augmentation: the bank's size changes scoring and the students, turning it on the teachers too
     params = yaml.safe_load((proj / "params.yaml").read_text())
@@ -78,3 +86,17 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
         for variant in summary["ablations"][name]["variants"].values():
             assert set(variant["methods"]) == set(ablation["methods"])
     assert (proj / "runs/demo/seed0/ablations/suppression/partial/g2d/metrics.json").is_file()
+
+    # the code: a method's module makes the student-side stages stale (the report follows them on
+    # `dvc repro`: `dvc status` lists the stages whose own deps changed); a teacher stage's module the
+    # teachers; the CREMA-D source (which the demo is written in) the demo's generation and preprocessing
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "ablations"], proj)
+    students = {f"{stage}@demo-0-{m}" for stage in ("train_student", "evaluate") for m in wanted["methods"]}
+    for path, stale in (("methods/g2d.py", students | {f"ablate@demo-0-{a}" for a in wanted["ablations"]}),
+                        ("stages/train_teachers.py", {"train_teachers@demo-0"}),
+                        ("datasets/cremad.py", {"generate_demo", "preprocess@demo"})):
+        with (proj / "src/g2d" / path).open("a") as module:
+            module.write("\n# edited\n")
+        assert set(json.loads(run(["dvc", "status", "--json"], proj).stdout)) == stale, path
+        run(["git", "checkout", "src"], proj)

@@ -1,5 +1,6 @@
-"""The whole DAG through Snakemake on the tiny preset, which jobs a tau1 change reruns, then every
-method and every ablation (config/presets/ablations-tiny.yaml) on the same teachers."""
+"""The whole DAG through Snakemake on the tiny preset, which jobs a tau1 change reruns (and that a
+change of `data` reruns none), then every method and every ablation (config/presets/ablations-tiny.yaml)
+on the same teachers; then which jobs an edit of the code reruns."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
 
     again = run(smk + ["-n"], proj)
     assert "Nothing to be done" in again.stdout + again.stderr
+    assert "demo/seed0/g2d: test " in (proj / "logs/evaluate/demo-0-g2d.log").read_text()  # each job's output
+
+    # what only changes speed (loading mode, DataLoader and preprocessing workers) reruns nothing
+    (proj / "speed.yaml").write_text(json.dumps({"data": {"loading": "stream", "workers": 2, "memory_fraction": 0.1},
+                                                 "datasets": {"demo": {"preprocess": {"workers": 2}}}}))
+    speed = run(smk + ["speed.yaml", "-n"], proj)
+    assert "Nothing to be done" in speed.stdout + speed.stderr
 
     changed = run(smk + ["-n", "--config", "tau1=2"], proj)
     assert job_counts(changed.stdout + changed.stderr) == {"train_student": 2, "evaluate": 2, "report": 1, "all": 1}
@@ -76,7 +84,18 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
             for variant in ablation.overrides():
                 assert set(summary[name]["variants"][variant]["methods"][method]) >= {"fused", "audio", "video"}
 
+    student_side = {"train_student": len(params.methods), "evaluate": len(params.methods),
+                    "ablate": len(params.ablations), "report": 1, "all": 1}
     changed = run(with_ablations + ["-n", "--config", "tau1=2"], proj)
-    assert job_counts(changed.stdout + changed.stderr) == {
-        "train_student": len(params.methods), "evaluate": len(params.methods), "ablate": len(params.ablations),
-        "report": 1, "all": 1}
+    assert job_counts(changed.stdout + changed.stderr) == student_side
+
+    # the code: a method's module reruns the student side only; a teacher stage's module the teachers
+    # onward; the CREMA-D source (which the demo is written in) everything from the demo's raw files on
+    for path, stale in (("methods/g2d.py", student_side),
+                        ("stages/train_teachers.py", {**student_side, "train_teachers": 1, "score": 1}),
+                        ("datasets/cremad.py", {**student_side, "train_teachers": 1, "score": 1, "preprocess": 1,
+                                                "generate_demo": 1})):
+        with (proj / "src/g2d" / path).open("a") as module:
+            module.write("\n# edited\n")
+        edited = run(with_ablations + ["-n"], proj)
+        assert job_counts(edited.stdout + edited.stderr) == stale, path

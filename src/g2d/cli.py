@@ -1,7 +1,7 @@
-"""The `g2d` command line: one subcommand per DAG stage, plus `check` and `preset`.
+"""The `g2d` command line: one subcommand per DAG stage, plus `check`, `preset` and `dvc-yaml`.
 
-Snakemake's rules and dvc.yaml's stages call exactly these commands. Every command takes
-`--params FILE` (repeatable: later files overlay earlier ones; default params.yaml).
+Snakemake's rules and dvc.yaml's stages call exactly these commands. Every command but `dvc-yaml`
+takes `--params FILE` (repeatable: later files overlay earlier ones; default params.yaml).
 """
 
 from __future__ import annotations
@@ -153,6 +153,30 @@ COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tup
 }
 
 
+def cmd_dvc_yaml(args: argparse.Namespace) -> int:
+    """Write dvc.yaml from g2d.pipeline (atomically), or with --check say whether it is up to date."""
+    from g2d import dvc_yaml
+    from g2d.io.atomic import write_text
+
+    out = Path(args.out)
+    if args.check:
+        changes = dvc_yaml.diff(out)
+        if changes:
+            print(f"{out}: out of date with src/g2d/pipeline.py; run `{dvc_yaml.COMMAND}`\n{changes}", file=sys.stderr)
+            return 1
+        print(f"{out}: up to date")
+        return 0
+    write_text(out, dvc_yaml.render())
+    print(f"{out} written from src/g2d/pipeline.py")
+    return 0
+
+
+# Commands about the project's files rather than a run: they read no params.
+TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the stages declared in src/g2d/pipeline.py"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="g2d", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,11 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
             p.add_argument("--out", default=pipeline.RAW_DEMO, help="output folder")
+    dvc = sub.add_parser("dvc-yaml", help=TOOLS["dvc-yaml"][1], description=TOOLS["dvc-yaml"][1])
+    dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
+    dvc.add_argument("--check", action="store_true", help="write nothing; exit 1 and show the diff if it differs")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in TOOLS:
+        return TOOLS[args.command][0](args)
     try:
         files = args.global_params + (args.params or [])
         params = load_params(files or ["params.yaml"])

@@ -1,26 +1,29 @@
-"""The DAG in one place: each stage's files and the params it reads.
+"""The DAG in one place: each stage's files, the params it reads and the code it runs.
 
-Snakemake's rules (workflow/rules/*.smk) take their paths and params from here, and a test checks
-that dvc.yaml declares the same stages, outputs and params, so the two front ends cannot drift.
-Paths are relative to the project root and use {dataset}, {seed}, {method}, {ablation} and {variant}
-placeholders. An ablation is one job per dataset x seed x ablation (DVC's templating cannot expand a
-product whose factors depend on the ablation), which trains and evaluates each variant x method.
+Both front ends are built from these declarations: `g2d dvc-yaml` writes dvc.yaml from them (a test
+fails while the committed file differs), and Snakemake's rules (workflow/rules/*.smk) take their
+inputs, outputs, params and command from g2d.rules, which reads them. Paths are relative to the
+project root and use placeholders:
+
+- {dataset}, {seed}, {method}, {ablation}: wildcards, each ranging over a list of params.yaml
+  (WILDCARDS). In a stage's own wildcards they name its jobs; in its deps, any other one means
+  "every value" (the report reads every run).
+- {raw_dir}, {source}: fields of the dataset's params (DATASET_FIELDS), in the preprocess stage.
+- {variant}: an ablation variant (in_variant), which only `g2d ablate` expands.
+
+An ablation is one job per dataset x seed x ablation (DVC's templating cannot expand a product whose
+factors depend on the ablation), which trains and evaluates each variant x method.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+import string
+from dataclasses import dataclass
+from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    outs: tuple[str, ...]
-    params: tuple[str, ...]
-    deps: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    wildcards: tuple[str, ...] = field(default=())
-
+WILDCARDS: dict[str, str] = {"dataset": "datasets", "seed": "seeds", "method": "methods", "ablation": "ablations"}
+DATASET_FIELDS = ("raw_dir", "source")
 
 RAW_DEMO = "data/raw/demo"
 PROCESSED = "data/processed/{dataset}.h5"
@@ -41,6 +44,11 @@ SUMMARY = "reports/summary.json"
 FIGURES = "reports/figures"
 CURVES = "reports/curves"
 
+DIRECTORIES = frozenset({RAW_DEMO, TEACHERS, ABLATION, FIGURES, CURVES})  # outputs that are folders
+UNCACHED = frozenset({REPORT})  # outputs DVC leaves out of its cache, as it does every metrics file
+PLOTS: dict[str, dict[str, object]] = {CURVES: {"x": "epoch", "y": ["train", "val", "coeff"]}}  # dvc plots show
+LOGS = "logs"  # Snakemake's per-job log files
+
 METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
 FUSION_SECTIONS = ("film", "gated")  # the knobs of fusions that have some, each in the section of its name
 OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
@@ -52,24 +60,97 @@ CROP_PARAMS = tuple(f"{AUGMENT}.{key}" for key in ("kind", "modalities", "scale"
 
 STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", AUGMENT, "tau1", "tau2", "tau3", "alpha",
                   "beta", "temperature", "fusion", *FUSION_SECTIONS, "smp", *METHOD_SECTIONS, "teacher_cache",
-                  "eval_batch_size", "data", *OPTIM)
+                  "eval_batch_size", *OPTIM)
+
+# Params that change only how fast a stage runs, never what it writes: no stage depends on them, so
+# changing one reruns nothing. `data` (memory or streamed loading, DataLoader workers) gives the same
+# batches bit for bit (tests/test_data_loading.py); preprocessing writes the same bytes with any
+# number of workers (tests/test_cremad.py, tests/test_avmnist.py). A key inside a declared section
+# (preprocess.workers) is dropped from it by Snakemake; DVC can only track a section whole, and this
+# section's keys differ per source, so there a change of `workers` still reruns preprocessing.
+SPEED_ONLY = ("data", "datasets.{dataset}.preprocess.workers")
+
+# The code each stage runs, as paths under src/g2d (a folder: every module in it). Not listed, for
+# any stage: cli.py, config/ and pipeline.py (argument parsing, params validation and this file: what
+# they hand a stage is its params and paths, which are deps of their own) and datasets/__init__.py
+# (the source registry). io/ is listed whole (the HDF5 schema and atomic writes), so that its modules
+# may be split or moved within it.
+SRC = "src/g2d"
+SOURCE_MODULE = "datasets/{source}.py"  # a dataset's source module, by its `source` (g2d.datasets.SOURCES)
+RAW_TO_HDF5 = ("datasets/parallel.py", "datasets/skips.py", "datasets/splits.py", "transforms/audio.py",
+               "transforms/video.py", "transforms/degrade.py", "io")  # shared by every source
+READ = ("io", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches, crops
+MODEL = ("models", "training/optim.py", "training/checkpoint.py")
+TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py")  # its task loss and confidence
+FIT = ("training/engine.py",)
+STUDENT_CODE = ("training/student.py", "training/predict.py", "methods")
+PREDICT = ("training/predict.py", "training/metrics.py")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its files, params and code, and the `g2d` command that runs it."""
+
+    name: str
+    doc: str  # why the stage exists or is shaped so (a comment in dvc.yaml)
+    outs: tuple[str, ...]
+    params: tuple[str, ...]
+    code: tuple[str, ...]  # paths under SRC
+    deps: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    wildcards: tuple[str, ...] = ()
+
+    @property
+    def command(self) -> str:
+        """The command line, wildcards as placeholders: `g2d <name> --<wildcard> {<wildcard>} ...`."""
+        return " ".join(["g2d", self.name.replace("_", "-"), *(f"--{w} {{{w}}}" for w in self.wildcards)])
+
+    @property
+    def code_paths(self) -> tuple[str, ...]:
+        """The code deps as project paths, without one that a listed folder already holds."""
+        paths = [f"{SRC}/{p}" for p in self.code]
+        return tuple(dict.fromkeys(p for p in paths if not any(p.startswith(q + "/") for q in paths)))
+
+    def log(self) -> str:
+        """Snakemake's log file of a job: logs/<stage>/<wildcards joined by '-'>.log, DVC's stage name."""
+        if not self.wildcards:
+            return f"{LOGS}/{self.name}.log"
+        return f"{LOGS}/{self.name}/" + "-".join(f"{{{w}}}" for w in self.wildcards) + ".log"
+
 
 STAGES: tuple[Stage, ...] = (
-    Stage("generate_demo", outs=(RAW_DEMO,), params=("demo",)),
-    Stage("preprocess", wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
-          params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess")),
-    Stage("train_teachers", wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
-          params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", "data", *OPTIM)),
-    Stage("score", wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS),
-          outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT), params=(AUGMENT, "eval_batch_size", "device", "data")),
-    Stage("train_student", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS),
-          outs=(STUDENT, STUDENT_LOG), params=STUDENT_PARAMS),
-    Stage("evaluate", wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT),
-          outs=(), metrics=(EVAL,), params=("eval_batch_size", "device", "data")),
-    Stage("ablate", wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS),
-          outs=(ABLATION,), params=(*STUDENT_PARAMS, "ablations.{ablation}")),
-    Stage("report", deps=("runs",), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),
-          params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations")),
+    Stage("generate_demo", "The demo dataset's raw files, in CREMA-D's layout (its class names come from cremad.py).",
+          outs=(RAW_DEMO,), params=("demo",), code=("stages/generate_demo.py", "datasets/demo.py", "datasets/cremad.py")),
+    Stage("preprocess", "Raw files -> HDF5, one job per dataset; the code is its source's module and the shared transforms.",
+          wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
+          params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess"),
+          code=("stages/preprocess.py", SOURCE_MODULE, *RAW_TO_HDF5)),
+    Stage("train_teachers", "One unimodal teacher per modality, per dataset x seed.",
+          wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
+          params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", *OPTIM),
+          code=("stages/train_teachers.py", *READ, *MODEL, *TEACHER, *FIT)),
+    Stage("score", "The teachers' features, logits and confidence, cached for every student (and the view bank).",
+          wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS), outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT),
+          params=(AUGMENT, "eval_batch_size", "device"),
+          code=("stages/score.py", *READ, *MODEL, *TEACHER, *PREDICT, "plots.py")),
+    Stage("train_student", "The multimodal student, one job per dataset x seed x method.",
+          wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS), outs=(STUDENT, STUDENT_LOG),
+          params=STUDENT_PARAMS, code=("stages/train_student.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE)),
+    Stage("evaluate", "Test metrics of a trained student.",
+          wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT), outs=(), metrics=(EVAL,),
+          params=("eval_batch_size", "device"),
+          code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE, *PREDICT, "training/probe.py")),
+    Stage("ablate", "One job per dataset x seed x ablation (params.yaml's `ablations`; none by default): DVC's "
+          "templating cannot take a product whose lists depend on the ablation, so each job trains and "
+          "evaluates all of its variant x method runs.",
+          wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS), outs=(ABLATION,),
+          params=(*STUDENT_PARAMS, "ablations.{ablation}"),
+          code=("stages/train_student.py", "stages/evaluate.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE,
+                *PREDICT, "training/probe.py")),
+    Stage("report", "Tables, figures and curves over every run.",
+          deps=(EVAL, STUDENT_LOG, TEACHERS, ABLATION), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),
+          params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations"),
+          code=("stages/report.py", "plots.py", "io")),
 )
 
 
@@ -77,7 +158,12 @@ def stage(name: str) -> Stage:
     for s in STAGES:
         if s.name == name:
             return s
-    raise KeyError(name)
+    raise KeyError(f"{name!r} is not a stage of g2d.pipeline; stages: {', '.join(s.name for s in STAGES)}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names of a path template, in order."""
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field]
 
 
 def fill(template: str, **values: object) -> str:
@@ -93,3 +179,23 @@ def in_variant(template: str) -> str:
     if not template.startswith(RUN + "/{method}/"):
         raise ValueError(f"{template}: not a per-method student file")
     return ABLATION + "/{variant}" + template[len(RUN):]
+
+
+# What a copy of the project needs for both front ends to run it (the code deps under src/ included).
+PROJECT_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", "config", "src", ".dvcignore", ".gitignore",
+                 ".dvc/config", ".dvc/.gitignore")
+
+
+def copy_project(root: Path, dest: Path) -> Path:
+    """A runnable copy of the project at `root` in `dest`, without build or cache files: tests,
+    benchmarks and checks run the DAG in scratch copies, never in the checkout."""
+    for name in PROJECT_FILES:
+        source, target = root / name, dest / name
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: missing; a copy of the project needs {', '.join(PROJECT_FILES)}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target)
+    return dest

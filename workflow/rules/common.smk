@@ -1,31 +1,19 @@
-# Shared set-up: validate params once, hand the CLI the effective config, and describe which
-# params each stage reads (Snakemake reruns a job when those values change).
+# Shared set-up: validate params once, hand the CLI the effective config, and build every rule's
+# inputs, outputs, params, log and command from g2d.pipeline (g2d.rules): the rule files hold only
+# what is Snakemake's own. A rule reruns when the values of the params it reads change, or the code
+# it runs (its inputs include every module of it).
 
-import hashlib
-import json
 from pathlib import Path
-
-import yaml
 
 from g2d import pipeline
 from g2d.config.params import params_from_dict
 from g2d.datasets import get_source
+from g2d.rules import RuleParts, shell_prefix, write_config
 
 PARAMS = params_from_dict(config)
-
-# The CLI reads params from a file: write the merged config (params.yaml + --configfile + --config)
-# to a content-addressed file so every job of this run sees exactly what Snakemake sees.
-_CONFIG_TEXT = yaml.safe_dump(dict(config), sort_keys=True)
-PARAMS_FILE = f".snakemake/g2d/params-{hashlib.sha256(_CONFIG_TEXT.encode()).hexdigest()[:16]}.yaml"
-if not Path(PARAMS_FILE).is_file():
-    Path(PARAMS_FILE).parent.mkdir(parents=True, exist_ok=True)
-    Path(PARAMS_FILE).write_text(_CONFIG_TEXT)
-G2D = f"g2d --params {PARAMS_FILE}"
-
-DATASETS = list(PARAMS.datasets)
-SEEDS = list(PARAMS.seeds)
-METHODS = list(PARAMS.methods)
-ABLATIONS = list(PARAMS.ablations)
+RULES = RuleParts(config, PARAMS)
+# Every command runs as `$G2D <command>`, $G2D being `g2d --params <the merged config>`.
+shell.prefix(shell_prefix(write_config(config)))
 ENV = "../envs/g2d.yaml"
 
 
@@ -36,22 +24,15 @@ wildcard_constraints:
     ablation="[A-Za-z0-9_]+",
 
 
-def _lookup(key):
-    node = config
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+stage_inputs = RULES.inputs
+stage_params = RULES.params
+stage_log = RULES.log
+stage_shell = RULES.shell
 
 
-def stage_params(name):
-    """The values of the params stage `name` reads, as JSON: a change reruns the job."""
-    spec = pipeline.stage(name)
-
-    def values(wildcards):
-        keys = [k.format(**dict(wildcards)) for k in spec.params]
-        return json.dumps({k: _lookup(k) for k in keys}, sort_keys=True)
-
-    return values
+def stage_outputs(name):
+    """The stage's outputs, folders marked as such."""
+    return [directory(p) if p in pipeline.DIRECTORIES else p for p in RULES.outputs(name)]
 
 
 # Raw data the pipeline does not generate must exist before anything runs; say what is expected.

@@ -2,26 +2,31 @@
 
 
 rule generate_demo:
+    input:
+        stage_inputs("generate_demo"),
     output:
-        directory(pipeline.RAW_DEMO),
+        *stage_outputs("generate_demo"),
     params:
         p=stage_params("generate_demo"),
+    log:
+        stage_log("generate_demo"),
     conda:
         ENV
     shell:
-        "{G2D} generate-demo --out {output}"
+        stage_shell("generate_demo")
 
 
 rule preprocess:
     input:
-        lambda w: PARAMS.datasets[w.dataset].raw_dir,
+        stage_inputs("preprocess"),
     output:
-        pipeline.PROCESSED,
-        pipeline.PREPROCESS_REPORT,
+        *stage_outputs("preprocess"),
     params:
         p=stage_params("preprocess"),
+    log:
+        stage_log("preprocess"),
     threads: lambda w: PARAMS.datasets[w.dataset].preprocess.workers
     conda:
         ENV
     shell:
-        "{G2D} preprocess --dataset {wildcards.dataset} --workers {threads}"
+        stage_shell("preprocess", "--workers {threads}")

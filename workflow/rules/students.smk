@@ -5,51 +5,47 @@
 
 rule train_student:
     input:
-        pipeline.PROCESSED,
-        pipeline.SCORES,
-        pipeline.TEACHERS,
+        stage_inputs("train_student"),
     output:
-        pipeline.STUDENT,
-        pipeline.STUDENT_LOG,
+        *stage_outputs("train_student"),
     params:
         p=stage_params("train_student"),
+    log:
+        stage_log("train_student"),
     threads: 2
     conda:
         ENV
     shell:
-        "{G2D} train-student --dataset {wildcards.dataset} --seed {wildcards.seed} --method {wildcards.method}"
-        " --threads {threads}"
+        stage_shell("train_student", "--threads {threads}")
 
 
 rule evaluate:
     input:
-        pipeline.PROCESSED,
-        pipeline.SCORES,
-        pipeline.STUDENT,
+        stage_inputs("evaluate"),
     output:
-        pipeline.EVAL,
+        *stage_outputs("evaluate"),
     params:
         p=stage_params("evaluate"),
+    log:
+        stage_log("evaluate"),
     threads: 2
     conda:
         ENV
     shell:
-        "{G2D} evaluate --dataset {wildcards.dataset} --seed {wildcards.seed} --method {wildcards.method}"
-        " --threads {threads}"
+        stage_shell("evaluate", "--threads {threads}")
 
 
 rule ablate:
     input:
-        pipeline.PROCESSED,
-        pipeline.SCORES,
-        pipeline.TEACHERS,
+        stage_inputs("ablate"),
     output:
-        directory(pipeline.ABLATION),
+        *stage_outputs("ablate"),
     params:
         p=stage_params("ablate"),
+    log:
+        stage_log("ablate"),
     threads: 2
     conda:
         ENV
     shell:
-        "{G2D} ablate --dataset {wildcards.dataset} --seed {wildcards.seed} --ablation {wildcards.ablation}"
-        " --threads {threads}"
+        stage_shell("ablate", "--threads {threads}")

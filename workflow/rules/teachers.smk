@@ -3,30 +3,31 @@
 
 rule train_teachers:
     input:
-        pipeline.PROCESSED,
+        stage_inputs("train_teachers"),
     output:
-        directory(pipeline.TEACHERS),
+        *stage_outputs("train_teachers"),
     params:
         p=stage_params("train_teachers"),
+    log:
+        stage_log("train_teachers"),
     threads: 2
     conda:
         ENV
     shell:
-        "{G2D} train-teachers --dataset {wildcards.dataset} --seed {wildcards.seed} --threads {threads}"
+        stage_shell("train_teachers", "--threads {threads}")
 
 
 rule score:
     input:
-        pipeline.PROCESSED,
-        pipeline.TEACHERS,
+        stage_inputs("score"),
     output:
-        pipeline.SCORES,
-        pipeline.TEACHER_METRICS,
-        pipeline.TEACHER_PLOT,
+        *stage_outputs("score"),
     params:
         p=stage_params("score"),
+    log:
+        stage_log("score"),
     threads: 2
     conda:
         ENV
     shell:
-        "{G2D} score --dataset {wildcards.dataset} --seed {wildcards.seed} --threads {threads}"
+        stage_shell("score", "--threads {threads}")
