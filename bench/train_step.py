@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from common import bench_params, machine, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores
+from common import (bench_params, machine, recorded, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores)
 from g2d.config.params import AugmentParams, Params
 from g2d.datasets import cremad
 from g2d.io.hdf5 import DatasetMeta, TeacherScores, load_split, open_split, read_meta, read_scores
@@ -340,4 +340,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("train_step"):
+        main()
