@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's g2d, whatever is installed; children get it too
 
 from g2d.config.params import Params, deep_merge, params_from_dict  # noqa: E402
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores  # noqa: E402
+from g2d.io.dataset_file import SPLITS, DatasetMeta, DatasetWriter  # noqa: E402
+from g2d.io.score_cache import TeacherScores, write_scores  # noqa: E402
 
 Shapes = Mapping[str, tuple[tuple[int, ...], str]]
 

@@ -26,7 +26,7 @@ import torch
 
 from common import machine, median, recorded, table, timed
 from g2d.datasets import cremad, demo
-from g2d.io.hdf5 import load_split, open_split
+from g2d.io.dataset_file import load_split, open_split
 from g2d.training.data import Normalizer, SplitTensors
 
 TARGET = 5.0

@@ -44,7 +44,8 @@ import torch
 from common import (bench_params, machine, recorded, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores)
 from g2d.config.params import AugmentParams, Params
 from g2d.datasets import cremad
-from g2d.io.hdf5 import DatasetMeta, TeacherScores, load_split, open_split, read_meta, read_scores
+from g2d.io.dataset_file import DatasetMeta, load_split, open_split, read_meta
+from g2d.io.score_cache import TeacherScores, read_scores
 from g2d.methods.base import Method
 from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.stages import score, train_student, train_teachers

@@ -13,7 +13,7 @@ import yaml
 from torch import nn
 
 from g2d.config.params import Params, params_from_dict
-from g2d.io.hdf5 import DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import DatasetMeta, DatasetWriter
 from g2d.models.fusion import build_fusion
 from g2d.models.student import MultimodalStudent
 from g2d.training.data import Batch, TeacherBatch

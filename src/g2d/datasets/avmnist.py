@@ -39,7 +39,7 @@ from g2d.datasets import RawDataError
 from g2d.datasets.parallel import ordered_map
 from g2d.datasets.skips import Skipped, check_skipped, reason
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import SPLITS, DatasetMeta, DatasetWriter
 from g2d.transforms.audio import centre_fit, load_audio, log_mel_spectrogram
 from g2d.transforms.degrade import fit_pca, pink_noise, scale_to_snr, white_noise
 

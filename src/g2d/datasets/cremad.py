@@ -25,7 +25,7 @@ from g2d.datasets.parallel import ordered_map
 from g2d.datasets.skips import Skipped, check_skipped, reason
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import SPLITS, DatasetMeta, DatasetWriter
 from g2d.transforms.audio import fit_length, load_audio, log_spectrogram, spectrogram_shape
 from g2d.transforms.video import sample_frames
 

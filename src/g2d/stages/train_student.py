@@ -12,13 +12,14 @@ from pathlib import Path
 
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import TRAIN_VIEWS, read_meta, read_scores, read_view_bank
+from g2d.io.dataset_file import SplitReader, read_meta
+from g2d.io.score_cache import TRAIN_VIEWS, read_scores, read_view_bank
 from g2d.methods import get_method
 from g2d.methods.confidence import cached_confidence
 from g2d.pipeline import FUSION_SECTIONS
 from g2d.training import checkpoint
 from g2d.training.augment import BankViews, CropSource, fresh_crops
-from g2d.training.data import Normalizer, Split, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
 from g2d.training.student import train_student
@@ -42,7 +43,7 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
             "device": params.device}
 
 
-def train_crops(params: Params, dataset: str, train: Split, scores_path: Path) -> CropSource | None:
+def train_crops(params: Params, dataset: str, train: SplitReader, scores_path: Path) -> CropSource | None:
     """The student's crops: the bank stored in the score cache (views), fresh ones (online), or none."""
     augment = params.datasets[dataset].augment
     if augment.kind != "views":

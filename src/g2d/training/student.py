@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import DatasetMeta
+from g2d.io.dataset_file import DatasetMeta
 from g2d.methods import get_method
 from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import DatasetMeta
+from g2d.io.dataset_file import DatasetMeta
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
 from g2d.models.student import UnimodalModel, initialise
