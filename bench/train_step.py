@@ -50,7 +50,8 @@ from g2d.methods.base import Method
 from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.stages import score, train_student, train_teachers
 from g2d.training.augment import BankViews, FixedView, FreshCrops, draw_bank, frame_sizes
-from g2d.training.data import Batch, Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors
+from g2d.types import Batch
 from g2d.training.engine import StepFn
 from g2d.training.optim import build_optimizer
 from g2d.training.predict import predict_unimodal

@@ -231,9 +231,9 @@ def two_datasets(student: dict, **extra) -> dict:
 def test_dataset_student_overrides_apply_to_their_dataset_only():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp": {"gate": "conv"}, "fusion": "film"}))
     other, demo = p.for_dataset("other"), p.for_dataset("demo")
-    assert (other.ogm_ge.alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
-    assert other.ogm_ge.end == p.ogm_ge.end and other.smp.suppression == p.smp.suppression  # only the keys named
-    assert demo == p and p.ogm_ge.alpha == 0.1
+    assert (other.section("ogm_ge").alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
+    assert other.section("ogm_ge").end == p.section("ogm_ge").end and other.smp.suppression == p.smp.suppression  # only the keys named
+    assert demo == p and p.section("ogm_ge").alpha == 0.1
     with pytest.raises(ConfigError, match=r"datasets.nope: no such dataset in params; defined: demo, other"):
         p.for_dataset("nope")
 
@@ -242,7 +242,7 @@ def test_ablation_variant_applies_on_top_of_the_dataset_overrides():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp.gate": "conv"}, ablations={
         "alpha": {"over": "ogm_ge.alpha", "values": [0.3], "methods": ["ogm_ge"]}}))
     v = p.for_dataset("other").variant("alpha", "0.3")
-    assert v.ogm_ge.alpha == 0.3 and v.smp.gate == "conv"
+    assert v.section("ogm_ge").alpha == 0.3 and v.smp.gate == "conv"
 
 
 @pytest.mark.parametrize("student, message", [
@@ -275,10 +275,10 @@ def test_student_runs_of_the_cli_use_the_dataset_params():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8}, ablations={
         "gate": {"over": "smp.gate", "values": ["conv"], "methods": ["g2d"]}}))
     run = argparse.Namespace(dataset="other", ablation=None, variant=None)
-    assert _run_params(p, run).ogm_ge.alpha == 0.8
-    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).ogm_ge.alpha == 0.1
+    assert _run_params(p, run).section("ogm_ge").alpha == 0.8
+    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).section("ogm_ge").alpha == 0.1
     v = _run_params(p, argparse.Namespace(**{**vars(run), "ablation": "gate", "variant": "conv"}))
-    assert v.ogm_ge.alpha == 0.8 and v.smp.gate == "conv"
+    assert v.section("ogm_ge").alpha == 0.8 and v.smp.gate == "conv"
 
 
 def test_dataset_student_section_reruns_exactly_the_student_stages():
@@ -290,7 +290,7 @@ def test_dataset_student_section_reruns_exactly_the_student_stages():
 
 def test_paper_preset_sets_ogm_alpha_for_cremad_only():
     paper = load_params([ROOT / "params.yaml", ROOT / "config/presets/paper.yaml"])
-    assert paper.ogm_ge.alpha == 0.1 and paper.for_dataset("cremad").ogm_ge.alpha == 0.8
+    assert paper.section("ogm_ge").alpha == 0.1 and paper.for_dataset("cremad").section("ogm_ge").alpha == 0.8
 
 
 def key_paths(node: dict, prefix: tuple[str, ...] = ()):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from g2d.methods import method_sections
+from g2d.models import fusion_sections
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -41,8 +44,8 @@ SUMMARY = "reports/summary.json"
 FIGURES = "reports/figures"
 CURVES = "reports/curves"
 
-METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
-FUSION_SECTIONS = ("film", "gated")  # the knobs of fusions that have some, each in the section of its name
+METHOD_SECTIONS = tuple(method_sections())  # the baselines' knobs in params.yaml, from the method registry
+FUSION_SECTIONS = tuple(fusion_sections())  # the knobs of fusions that have some (film, gated), from their registry
 OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
 AUGMENT = "datasets.{dataset}.augment"

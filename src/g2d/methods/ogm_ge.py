@@ -21,11 +21,11 @@ from typing import Any, Mapping
 
 import torch
 
-from g2d.config.params import OGMGEParams
 from g2d.methods.base import Method, mean_of_others
 from g2d.methods.confidence import sample_confidence
+from g2d.methods.options import OGMGEParams
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def ogm_scores(logits: Mapping[str, torch.Tensor], target: torch.Tensor, task: str) -> dict[str, float]:
@@ -57,11 +57,11 @@ def modulate_with_noise(params: list[torch.nn.Parameter], coefficient: float, no
 
 class OGMGE(Method):
     name = "ogm_ge"
-    section = "ogm_ge"
+    Options = OGMGEParams
+    options: OGMGEParams
 
-    def __init__(self, *, options: OGMGEParams | None = None, **common: Any) -> None:
+    def __init__(self, **common: Any) -> None:
         super().__init__(**common)
-        self.options = options or OGMGEParams()
         self.generator: torch.Generator | None = None
         self._generator_state: dict[str, Any] | None = None
 

@@ -31,7 +31,7 @@ import torch
 from g2d.methods.base import Method
 from g2d.methods.confidence import batch_confidence
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def total_epochs(taus: Sequence[int]) -> int:
@@ -134,7 +134,6 @@ class SMPGating(Method):
     """
 
     name = "joint_smp"
-    uses_teachers = True
 
     def setup(self, train_confidence: Mapping[str, float] | None) -> None:
         self.ranking = list(self.modalities)

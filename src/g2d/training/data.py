@@ -29,6 +29,7 @@ from g2d.config.params import DataParams
 from g2d.io.dataset_file import SplitReader, open_split
 from g2d.io.score_cache import TeacherScores
 from g2d.training.augment import Crops, CropSource
+from g2d.types import Batch, TeacherBatch
 
 STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk of the statistics pass
 
@@ -130,24 +131,6 @@ class Normalizer:
     @classmethod
     def from_dict(cls, d: Mapping) -> "Normalizer":
         return cls(**d)
-
-
-@dataclass
-class TeacherBatch:
-    """Teacher outputs for the samples of one batch (cached or computed online)."""
-
-    features: dict[str, torch.Tensor]
-    logits: dict[str, torch.Tensor]
-    confidence: dict[str, torch.Tensor]
-    sq_error: dict[str, torch.Tensor] | None = None
-
-
-@dataclass
-class Batch:
-    index: torch.Tensor
-    inputs: dict[str, torch.Tensor]
-    target: torch.Tensor
-    teacher: TeacherBatch | None = None
 
 
 Request = tuple[np.ndarray, Crops | None]  # a batch's rows and, if augmented, their crops

@@ -13,7 +13,8 @@ from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
 from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
-from g2d.training.data import Batch, SplitTensors
+from g2d.training.data import SplitTensors
+from g2d.types import Batch
 from g2d.training.engine import FitResult, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
 
