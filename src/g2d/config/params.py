@@ -526,7 +526,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
     for key in ("tau1", "tau2"):
         require(key in data, key, "missing; the SMP schedule needs tau1 and tau2 (epochs)")
     registered = registered_sections()
-    sections = {name: parse(options, data.pop(name, None), name) for name, options in registered.items()}
+    sections: dict[str, Any] = {name: parse(options, data.pop(name, None), name)
+                                for name, options in registered.items()}
     params = parse(Params, data, "", also=registered)
     datasets = {}
     for name, ds in params.datasets.items():
