@@ -18,9 +18,9 @@ from typing import Sequence
 
 import pytest
 import torch
+from conftest import toy_params, write_toy_dataset
 from torch import nn
 
-from conftest import toy_params, write_toy_dataset
 from g2d.config.schema import ConfigError, require
 from g2d.methods import METHODS, MethodEntry, get_method
 from g2d.methods.base import Method
@@ -195,7 +195,7 @@ class SoftMaxPool(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(d, num_outputs) for d in dims)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        per_mod = [head(f) for head, f in zip(self.heads, feats)]
+        per_mod = [head(f) for head, f in zip(self.heads, feats, strict=True)]
         return torch.logsumexp(self.sharpness * torch.stack(per_mod), dim=0) / self.sharpness, per_mod
 
 

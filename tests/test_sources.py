@@ -11,8 +11,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
-
 from conftest import toy_params
+
 from g2d.config.schema import ConfigError, require
 from g2d.datasets import SOURCES, RawDataError
 from g2d.datasets.common import Sample, Skipped, preprocessing_record, skip_fields, write_dataset
@@ -101,7 +101,7 @@ def test_a_source_s_section_is_checked(registered, tmp_path):
 
 
 def test_unregistered_source_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"datasets.nums.source: unknown source 'numbers'; choose from avmnist, cremad"):
+    with pytest.raises(ConfigError, match=r"datasets.nums.source: unknown source 'numbers'; choose from avmnist"):
         numbers_params(tmp_path)
 
 

@@ -438,13 +438,14 @@ def override(section: T, key: str, value: Any, where: str = "") -> T:
     full = f"{where}.{head}" if where else head
     keys = settable(section)
     require(head in keys, full, f"unknown key; allowed keys here: {', '.join(sorted(keys))}")
-    current = section.section(head) if isinstance(section, Params) and head in section.sections else getattr(section, head)
+    in_sections = isinstance(section, Params) and head in section.sections
+    current = section.section(head) if in_sections else getattr(section, head)
     if rest:
         require(dataclasses.is_dataclass(current), full, f"has no keys inside it, so {key!r} cannot be set")
         new = override(current, rest, value, full)
     else:
         new = coerce(keys[head], value, full)
-    if isinstance(section, Params) and head in section.sections:
+    if in_sections:
         return dataclasses.replace(section, sections={**section.sections, head: new})  # type: ignore[return-value]
     out = dataclasses.replace(section, **{head: new})  # type: ignore[type-var]
     check = getattr(out, "validate", None)

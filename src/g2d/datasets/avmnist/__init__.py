@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from g2d.datasets.avmnist.build import build
-from g2d.datasets.avmnist.layout import (CLASS_NAMES, IMAGE_MODALITIES, MODALITIES, SOURCE, check_raw,
-                                         detect_format)
+from g2d.datasets.avmnist.layout import CLASS_NAMES, IMAGE_MODALITIES, MODALITIES, SOURCE, check_raw, detect_format
 from g2d.datasets.avmnist.npy import from_npy
 from g2d.datasets.avmnist.params import Params
 

@@ -20,8 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from g2d.datasets import RawDataError
-from g2d.datasets.avmnist.layout import (IMAGE_SHAPE, IMAGE_SIDE, MNIST_FILES, POOL, SOURCE, dataset_meta,
-                                         image_indices)
+from g2d.datasets.avmnist.layout import IMAGE_SHAPE, IMAGE_SIDE, MNIST_FILES, POOL, SOURCE, dataset_meta, image_indices
 from g2d.datasets.avmnist.params import AudioParams, Params, SplitParams
 from g2d.datasets.common import Sample, Skipped, check_skipped, reason, skip_fields, write_dataset
 from g2d.datasets.parallel import ordered_map
