@@ -2,7 +2,7 @@
 Hu, "Balanced multimodal learning via on-the-fly gradient modulation", CVPR 2022).
 
 Per batch, modality m's score is s_m = sum over samples of softmax(unimodal logits of m)[y] (for
-regression, the per-sample confidence 1 / (1 + squared error) of METHOD.md stands in for the class
+regression, the per-sample confidence 1 / (1 + squared error), as for G2D's regression confidence, stands in for the class
 probability). With two modalities the ratio is r_m = s_m / s_other; for k > 2 we compare each
 modality with the mean of the others, r_m = s_m / mean_{j != m} s_j, which is the two-modality rule
 when k = 2. A modality with r_m > 1 is dominant and its encoder's gradients are multiplied by

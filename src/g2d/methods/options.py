@@ -16,7 +16,7 @@ from g2d.config.schema import require
 
 @dataclass(frozen=True)
 class SMPParams:
-    """The choices METHOD.md leaves open for Sequential Modality Prioritization, and which parameters of
+    """The choices the paper leaves open for Sequential Modality Prioritization, and which parameters of
     a suppressed encoder kappa reaches: `all` (the paper's Eq. 8) or `conv` (the reference code: 4-D
     conv weights only, so normalisation layers and biases keep training)."""
 

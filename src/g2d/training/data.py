@@ -2,7 +2,7 @@
 
 Inputs are standardised per modality with the training split's mean and std (so spectrograms and
 uint8 frames need no per-source code); regression targets are min-max scaled to [0, 1] on the
-training split (METHOD.md), and the scaling is stored with every checkpoint.
+training split (docs/method.md), and the scaling is stored with every checkpoint.
 
 Splits are held in memory or streamed from the file (`data.loading`, see `resolve_loading`); the
 statistics are computed in chunks and batches are built by the same code in both modes, so both

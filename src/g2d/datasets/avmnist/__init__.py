@@ -17,7 +17,7 @@ Digit Dataset's `recordings/` folder (`{digit}_{speaker}_{take}.wav`):
   - splits are speaker-disjoint for audio (default: test yweweler, as in the original; val george;
     train the rest) and follow MNIST's train/test files for images, with `split.val_fraction` of
     MNIST's training images held out for validation.
-Differences from the original generator are listed in the README ("AV-MNIST").
+Differences from the original generator are listed in docs/data.md ("AV-MNIST").
 
 The package: `params` (the preprocess section), `layout` (names, the two layouts, the split of
 MNIST's rows), `build` and `npy` (one per format), and here the source interface of g2d.datasets.
