@@ -6,7 +6,10 @@ script runs from a clean checkout with the project installed: `python bench/<nam
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime
+import io
 import json
 import os
 import platform
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 import yaml
@@ -25,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's g2d, whatever is installed; children get it too
 
 from g2d.config.params import Params, deep_merge, params_from_dict  # noqa: E402
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter, TeacherScores, write_scores  # noqa: E402
+from g2d.io.dataset_file import SPLITS, DatasetMeta, DatasetWriter  # noqa: E402
+from g2d.io.score_cache import TeacherScores, write_scores  # noqa: E402
 
 Shapes = Mapping[str, tuple[tuple[int, ...], str]]
 
@@ -86,6 +90,58 @@ def bench_params(**overrides: Any) -> Params:
     return params_from_dict(deep_merge(d, {"seeds": [0], "device": "cpu", **overrides}))
 
 
+RESULTS = ROOT / "docs" / "results"
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the real stdout and keeps a copy."""
+
+    def __init__(self, real: TextIO) -> None:
+        self.real, self.copy = real, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+
+def commit() -> str:
+    """This checkout's commit, marked when tracked files have changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+@contextlib.contextmanager
+def recorded(name: str, write: bool | None = None) -> Iterator[None]:
+    """Print as usual and also write what was printed to docs/results/<name>.md, headed by the date, commit
+    and command: result tables are written by the program that measured them, never pasted by hand.
+
+    `write` defaults to: a full run (no --quick, not a --child process); a failed run writes nothing.
+    """
+    if write is None:
+        write = not {"--quick", "--child"} & set(sys.argv[1:])
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):  # type: ignore[type-var]
+        yield
+    if write:
+        from g2d.io.atomic import write_text
+
+        command = " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]])
+        head = [f"# {name}", "", f"Written by `{command}` on {datetime.date.today().isoformat()}, commit {commit()}.",
+                "The figures depend on the machine (its CPU model and load, named below): they reproduce only on the "
+                "same machine.", ""]
+        write_text(RESULTS / f"{name}.md", "\n".join(head) + "\n" + tee.copy.getvalue())
+        print(f"written to {(RESULTS / f'{name}.md').relative_to(ROOT)}", file=sys.stderr)
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -97,7 +153,7 @@ def median(values: Sequence[float]) -> float:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table (what the README's Performance section copies)."""
+    """A markdown table (what docs/results/<bench>.md keeps)."""
     cells = [[str(c) for c in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine, median, table, timed
+from common import machine, median, recorded, table, timed
 from g2d.datasets import cremad, demo
-from g2d.io.hdf5 import load_split, open_split
+from g2d.io.dataset_file import load_split, open_split
 from g2d.training.data import Normalizer, SplitTensors
 
 TARGET = 5.0
@@ -139,4 +139,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("data_path"):
+        main()

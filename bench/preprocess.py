@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import in_fresh_process, machine, median, peak_rss_mib, table
+from common import in_fresh_process, machine, median, peak_rss_mib, recorded, table
 
 SPEEDUP_TARGET = 1.7
 GROWTH_TARGET = 0.20
@@ -120,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("preprocess"):
+        main()

@@ -19,7 +19,6 @@ Snakemake reuses finished jobs: rerunning after a change reruns only what the ch
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -33,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "config/presets/avmnist-cpu.yaml"
 DIAGNOSE = ROOT / "config/presets/avmnist-diagnose.yaml"
 SUMMARY = ROOT / "reports/summary.json"
-RESULTS = ROOT / "docs/results"
 DATASET = "avmnist"
 # Table 1 of the paper, AV-MNIST, test accuracy (%); its "Video" row is the image modality.
 PAPER = {"teachers": {"audio": 42.69, "image": 65.44},
@@ -133,36 +131,6 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def commit() -> str:
-    """The checkout's commit, marked when the working tree has changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
-def write_result(path: Path, body: str, command: str | None, wall_s: float | None) -> None:
-    """The table with what produced it: machine, date, commit, command, wall time."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from common import machine
-
-    sys.path.insert(0, str(ROOT / "src"))
-    from g2d.io.atomic import write_text
-
-    head = [f"# {path.stem}: quality benchmark", "",
-            f"Written by `python bench/quality.py` on {datetime.date.today().isoformat()}, commit {commit()}.",
-            f"Machine: {machine()}.",
-            "Figures are bit-for-bit reproducible only on the same machine (CPU model, library versions): "
-            "another CPU gives other numbers from the same seeds.", ""]
-    if command:
-        head += [f"Command: `{command}`" + (f", wall time {wall_s / 60:.1f} min." if wall_s else "."), ""]
-    write_text(path, "\n".join(head + [body, ""]))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
@@ -182,14 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{SUMMARY} holds no {DATASET} results (the last report was of {', '.join(summary)}); "
               "run without --no-run", file=sys.stderr)
         return 1
-    body = table(summary)
-    print()
-    print(body)
-    if wall is not None:
-        print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")
-        out = RESULTS / f"{args.preset.stem}{'-diagnose' if args.diagnose else ''}.md"
-        write_result(out, body, command, wall)
-        print(f"written to {out.relative_to(ROOT)}")
+    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.insert(0, str(ROOT / "src"))
+    from common import machine, recorded
+
+    name = f"{args.preset.stem}{'-diagnose' if args.diagnose else ''}"
+    with recorded(name, write=wall is not None):  # a table printed again (--no-run) is not a new result
+        print(f"Machine: {machine()}.\n")
+        if command:
+            print(f"The DAG ran as `{command}` (Snakemake reuses finished jobs).\n")
+        print(table(summary))
+        if wall is not None:
+            print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")
     return 0
 
 

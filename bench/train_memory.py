@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from common import (bench_params, current_rss_mib, in_fresh_process, machine, peak_rss_mib, table,
-                    write_synthetic, write_synthetic_scores)
+                    write_synthetic, write_synthetic_scores, recorded)
 
 GROWTH_TARGET = 0.20
 SHAPES = {"audio": ((1, 96, 96), "float32"), "video": ((1, 3, 64, 64), "uint8")}
@@ -82,4 +82,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("train_memory"):
+        main()

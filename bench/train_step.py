@@ -41,15 +41,17 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from common import bench_params, machine, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores
+from common import (bench_params, machine, recorded, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores)
 from g2d.config.params import AugmentParams, Params
 from g2d.datasets import cremad
-from g2d.io.hdf5 import DatasetMeta, TeacherScores, load_split, open_split, read_meta, read_scores
+from g2d.io.dataset_file import DatasetMeta, load_split, open_split, read_meta
+from g2d.io.score_cache import TeacherScores, read_scores
 from g2d.methods.base import Method
 from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.stages import score, train_student, train_teachers
 from g2d.training.augment import BankViews, FixedView, FreshCrops, draw_bank, frame_sizes
-from g2d.training.data import Batch, Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors
+from g2d.types import Batch
 from g2d.training.engine import StepFn
 from g2d.training.optim import build_optimizer
 from g2d.training.predict import predict_unimodal
@@ -340,4 +342,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("train_step"):
+        main()

@@ -13,10 +13,10 @@ import yaml
 from torch import nn
 
 from g2d.config.params import Params, params_from_dict
-from g2d.io.hdf5 import DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import DatasetMeta, DatasetWriter
 from g2d.models.fusion import build_fusion
 from g2d.models.student import MultimodalStudent
-from g2d.training.data import Batch, TeacherBatch
+from g2d.types import Batch, TeacherBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

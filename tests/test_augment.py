@@ -15,7 +15,8 @@ import g2d.training.augment as aug
 import g2d.training.student as ts
 from conftest import toy_params
 from g2d.config.params import AugmentParams
-from g2d.io.hdf5 import TRAIN_VIEWS, TeacherScores, ViewBank, load_split, read_meta, read_scores, read_view_bank
+from g2d.io.dataset_file import load_split, read_meta
+from g2d.io.score_cache import TRAIN_VIEWS, TeacherScores, ViewBank, read_scores, read_view_bank
 from g2d.models.student import UnimodalModel
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
@@ -318,7 +319,7 @@ def test_single_images_are_cropped_like_frame_stacks():
     """An image modality (C, H, W), float as AV-MNIST's, goes through the same crops; audio is untouched."""
     from g2d.config.params import resolve_augment
     from g2d.datasets import avmnist
-    from g2d.io.hdf5 import SplitData
+    from g2d.io.dataset_file import SplitData
 
     spec = resolve_augment(AugmentParams(kind="online", scale=(0.1, 0.5)), avmnist, "datasets.av.augment")
     assert spec.modalities == ("image",)

@@ -13,7 +13,7 @@ import soundfile
 
 from g2d.config.schema import ConfigError, parse
 from g2d.datasets import RawDataError, avmnist
-from g2d.io.hdf5 import load_split, read_meta
+from g2d.io.dataset_file import load_split, read_meta
 from g2d.transforms.audio import centre_fit, log_mel_spectrogram
 from g2d.transforms.degrade import fit_pca, pink_noise, scale_to_snr, snr_db, white_noise
 

@@ -15,7 +15,7 @@ from g2d.config.schema import ConfigError, parse
 from g2d.datasets import RawDataError, get_source
 from g2d.datasets.cremad import (CLASS_NAMES, MODALITIES, Params, SplitParams, check_raw, parse_clip,
                                  preprocess)
-from g2d.io.hdf5 import SPLITS, load_split, read_meta
+from g2d.io.dataset_file import SPLITS, load_split, read_meta
 
 BAD_WAV = "1002_IEO_HAP_XX"
 BAD_VIDEO = "1003_IEO_SAD_XX"

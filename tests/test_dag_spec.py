@@ -5,7 +5,7 @@ commands; every stage depends on the code it runs, and on no param that only cha
 from __future__ import annotations
 
 import ast
-import importlib.util
+import dataclasses
 import re
 from pathlib import Path
 
@@ -15,16 +15,13 @@ import yaml
 from dag_helpers import copy_project, run
 from g2d import dvc_yaml, pipeline
 from g2d.config.params import deep_merge, load_params, params_from_dict, read_yaml
+from g2d.datasets import SOURCES
 from g2d.rules import RuleParts
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # What a stage's code may import without declaring it (see the comment above pipeline.SRC).
-PLUMBING = {"g2d", "g2d.cli", "g2d.pipeline", "g2d.datasets"}
-
-
-def _plumbing(module: str) -> bool:
-    return module in PLUMBING or module.startswith("g2d.config")
+PLUMBING = {"g2d", "g2d.cli", "g2d.pipeline", "g2d.registry", "g2d.datasets", "g2d.methods", "g2d.models"}
 
 
 def test_dvc_yaml_is_generated_from_the_pipeline():
@@ -50,8 +47,12 @@ def test_dvc_yaml_declares_each_stage_of_the_pipeline():
         assert _paths(stage.get("metrics")) == list(spec.metrics), spec.name
         assert [dvc_to_pipeline(p) for p in stage["params"]] == list(spec.params), spec.name
         deps = _paths(stage.get("deps"))
-        assert deps[len(deps) - len(spec.code_paths):] == list(spec.code_paths), spec.name
-        data = deps[:len(deps) - len(spec.code_paths)]
+        # a dataset's source: every registered source's code (DVC cannot look it up from `source`)
+        code = [p.format(source_module=m) if "{source_module}" in p else p
+                for p in spec.code_paths for m in (sorted(pipeline.source_modules().values())
+                                                   if "{source_module}" in p else [None])]
+        assert deps[len(deps) - len(code):] == code, spec.name
+        data = deps[:len(deps) - len(code)]
         assert data == (["runs"] if spec.name == "report" else list(spec.deps)), spec.name
         if spec.wildcards and spec.wildcards != ("dataset",):
             assert DVC[spec.name]["matrix"] == {w: "${" + pipeline.WILDCARDS[w] + "}" for w in spec.wildcards}
@@ -82,58 +83,118 @@ def test_no_stage_reads_a_param_that_only_changes_speed():
 
 
 # ---- code deps ----
+# Resolved against this checkout's src/ (not whichever g2d is installed).
 
 def _module_file(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+    """The file of g2d module `name` under ROOT/src: its .py file or its package's __init__.py."""
+    base = ROOT / "src" / name.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT / "src").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _imports(path: Path) -> set[str]:
-    """The g2d modules a file imports at module level (`from g2d.x import y` counts y if it is a module)."""
+    """The g2d modules a file imports, anywhere in it (a function's own imports too; `from g2d.x import y`
+    counts g2d.x.y if that is a module, else g2d.x), and the package of each (importing g2d.x.y runs
+    g2d/x/__init__.py)."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     names = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("g2d"):
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                names.add(sub if importlib.util.find_spec(node.module).submodule_search_locations is not None
-                          and _module_file(sub) else node.module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            if base.startswith("g2d"):
+                names.update(f"{base}.{a.name}" if _module_file(f"{base}.{a.name}") else base for a in node.names)
         elif isinstance(node, ast.Import):
             names.update(a.name for a in node.names if a.name.startswith("g2d"))
-    return names
+    return {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 2)}
+
+
+# What loads a registered implementation by name, and the modules it may load.
+def _loaders() -> dict[str, set[str]]:
+    from g2d.methods import METHODS
+
+    return {"get_method": {e.impl.partition(":")[0] for e in METHODS.values()}, "get_source": set(SOURCES.values())}
+
+
+def _loads(path: Path) -> set[str]:
+    """The registered modules a file may load by name (it calls a registry's loader)."""
+    names = {n.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Name)}
+    names |= {a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) for a in n.names}
+    return set().union(*(modules for loader, modules in _loaders().items() if loader in names))
+
+
+def _plumbing(module: str) -> bool:
+    """Validating params and naming things (see the comment above pipeline.SRC), and empty package inits."""
+    if module in PLUMBING or module.startswith("g2d.config"):
+        return True
+    path = _module_file(module)
+    return path is not None and path.name == "__init__.py" and not ast.parse(path.read_text()).body[1:]
+
+
+def _files(spec: pipeline.Stage) -> list[Path]:
+    """Every module of a stage's declared code; a dataset's source ({source_module}) as every source's."""
+    out = []
+    for template in spec.code_paths:
+        for where in {template.format(source_module=m) for m in pipeline.source_modules().values()}:
+            path = ROOT / where
+            out += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return out
 
 
 def test_every_declared_code_path_exists():
     for spec in pipeline.STAGES:
         for path in spec.code_paths:
-            assert "{" in path or (ROOT / path).exists(), f"g2d.pipeline, stage {spec.name}: {path} does not exist"
+            for where in {path.format(source_module=m) for m in pipeline.source_modules().values()}:
+                assert (ROOT / where).exists(), f"g2d.pipeline, stage {spec.name}: {where} does not exist"
 
 
-def test_each_source_module_is_where_the_preprocess_stage_looks():
-    """DVC names a dataset's source module by one template over `source`; every registered source must fit it."""
-    from g2d.datasets import SOURCES
-
+def test_a_source_module_is_its_registered_module():
+    """pipeline.source_module gives the file (or package folder) of each source g2d.datasets.SOURCES names."""
     for name, module in SOURCES.items():
-        where = ROOT / pipeline.SRC / pipeline.SOURCE_MODULE.format(source=name)
-        assert _module_file(module) == where, (
-            f"source {name!r} is {_module_file(module) or module}, not {where}: dvc.yaml's preprocess stage "
-            f"finds a source's code at {pipeline.SOURCE_MODULE} (g2d.pipeline.SOURCE_MODULE)")
+        where = ROOT / pipeline.SRC / pipeline.source_module(name)
+        expected = _module_file(module)
+        assert expected == (where / "__init__.py" if where.is_dir() else where), (name, where, expected)
+    assert pipeline.source_module("cremad") == "datasets/cremad.py"
+    assert pipeline.source_module("avmnist") == "datasets/avmnist"
+
+
+def _undeclared(spec: pipeline.Stage) -> list[str]:
+    """Each g2d module that a module of the stage's code imports (or loads by name from a registry) and
+    that is neither among the stage's code nor plumbing (CLI, params, the DAG, the registries)."""
+    files = _files(spec)
+    declared = {p.resolve() for p in files}
+    out = []
+    for entry in files:
+        for module in sorted(_imports(entry) | _loads(entry)):
+            path = _module_file(module)
+            if not _plumbing(module) and (path is None or path.resolve() not in declared):
+                out.append(f"{entry.relative_to(ROOT)} imports {module}")
+    return out
 
 
 @pytest.mark.parametrize("spec", pipeline.STAGES, ids=lambda s: s.name)
 def test_a_stage_declares_the_code_its_modules_import(spec):
-    """Every g2d module that a stage's own modules import is among its code deps (or is plumbing: CLI,
-    params, the DAG, the source registry), so that a new import cannot leave a stage stale."""
-    declared = {(ROOT / p).resolve() for p in spec.code_paths if "{" not in p}
-    sources = [ROOT / pipeline.SRC / pipeline.SOURCE_MODULE.format(source=s) for s in ("cremad", "avmnist")]
-    entries = [ROOT / p for p in spec.code_paths if "/stages/" in p] + (sources if spec.name == "preprocess" else [])
-    for entry in entries:
-        for module in _imports(entry):
-            if _plumbing(module):
-                continue
-            path = _module_file(module).resolve()
-            assert path in declared or any(d in path.parents for d in declared), (
-                f"g2d.pipeline, stage {spec.name}: {entry.relative_to(ROOT)} imports {module} "
-                f"({path.relative_to(ROOT)}), which is not in the stage's code")
+    """A stage's declared code is closed under imports, so that a new import cannot leave it stale."""
+    assert not _undeclared(spec), f"g2d.pipeline, stage {spec.name}: code not declared: {_undeclared(spec)}"
+
+
+def test_the_import_check_finds_what_a_stage_leaves_out():
+    student = pipeline.stage("train_student")
+    without_types = dataclasses.replace(student, code=tuple(c for c in student.code if c != "types.py"))
+    assert any(p.endswith("imports g2d.types") for p in _undeclared(without_types))
+    # the methods are loaded by name (get_method), not imported
+    without_methods = dataclasses.replace(student, code=tuple(c for c in student.code if c != "methods")
+                                          + ("methods/__init__.py", "methods/losses.py", "methods/confidence.py"))
+    assert "src/g2d/training/student.py imports g2d.methods.g2d" in _undeclared(without_methods)
 
 
 # ---- Snakemake ----
@@ -149,10 +210,11 @@ AVMNIST = {"datasets": {"av": read_yaml(ROOT / "config/presets/avmnist-cpu.yaml"
 def test_preprocess_runs_its_own_source_code():
     parts = rule_parts(AVMNIST)
     demo, av = (parts.inputs("preprocess")({"dataset": d}) for d in ("demo", "av"))
-    assert "src/g2d/datasets/cremad.py" in demo and "src/g2d/datasets/avmnist.py" not in demo
-    assert "src/g2d/datasets/avmnist.py" in av and "src/g2d/datasets/cremad.py" not in av
+    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / pipeline.SRC / "datasets/avmnist").glob("*.py")}
+    assert "src/g2d/datasets/cremad.py" in demo and not package & set(demo)
+    assert package <= set(av) and "src/g2d/datasets/cremad.py" not in av
     assert av[0] == AVMNIST["datasets"]["av"]["raw_dir"] and demo[0] == pipeline.RAW_DEMO
-    assert "src/g2d/transforms/audio.py" in av and "src/g2d/io/hdf5.py" in av
+    assert "src/g2d/transforms/audio.py" in av and "src/g2d/io/dataset_file.py" in av
 
 
 def test_student_stages_run_every_method_module_and_teachers_only_the_loss_and_confidence():
@@ -191,7 +253,11 @@ def expected_inputs(spec: pipeline.Stage, w: dict[str, str], params) -> list[str
              "ablation": list(params.ablations)}
     values = dict(w)
     if "dataset" in w:
-        values.update(raw_dir=params.datasets[w["dataset"]].raw_dir, source=params.datasets[w["dataset"]].source)
+        dataset = params.datasets[w["dataset"]]
+        source = _module_file(SOURCES[dataset.source])
+        values.update(raw_dir=dataset.raw_dir, source=dataset.source,
+                      source_module=(source.parent if source.name == "__init__.py" else source)
+                      .relative_to(ROOT / pipeline.SRC).as_posix())
     out = []
     for template in spec.deps + spec.code_paths:
         combos = [{}]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from conftest import write_toy_dataset
 from g2d.config.params import DataParams
-from g2d.io.hdf5 import DatasetMeta, DatasetWriter, StreamedSplit, TeacherScores, load_split, open_split, read_meta
+from g2d.io import dataset_file, score_cache
+from g2d.io.dataset_file import (DatasetMeta, DatasetWriter, SplitReader, StreamedSplit, load_split, open_split,
+                                 read_meta)
+from g2d.io.score_cache import TeacherScores, read_scores, read_view_bank, write_scores
 from g2d.training import data
 from g2d.training.data import Normalizer, SplitTensors, resolve_loading
 
@@ -120,3 +124,40 @@ def test_writer_rows_survive_growth_trimming_and_label_blocks(tmp_path, monkeypa
         np.testing.assert_array_equal(data.inputs["video"], np.stack([r["video"] for r, _, _ in rows]).astype(np.uint8))
         assert data.labels.tolist() == [label for _, label, _ in rows]
         assert data.ids == [name for _, _, name in rows]
+
+
+def test_both_split_readers_implement_the_one_interface(big_toy):
+    for loading in ("memory", "stream"):
+        split = open_split(big_toy, "val", loading)
+        assert isinstance(split, SplitReader)
+        assert split.read("audio", np.array([1, 0])).shape == (2, *split.sample_shape("audio")) and len(split) == 7
+        split.close()
+
+
+def set_attr(path: Path, key: str, value=None) -> None:
+    """Set (or, with None, delete) a root attribute of an HDF5 file."""
+    with h5py.File(path, "a") as h5:
+        if value is None:
+            del h5.attrs[key]
+        else:
+            h5.attrs[key] = value
+
+
+@pytest.mark.parametrize("value, message", [(None, "no schema_version attribute"), (99, "schema version 99")])
+def test_dataset_file_readers_check_its_version(big_toy, value, message):
+    set_attr(big_toy, "schema_version", value)
+    for read in (read_meta, lambda p: load_split(p, "train"), lambda p: StreamedSplit(p, "train")):
+        with pytest.raises(ValueError, match=rf"{big_toy}: .*{message}.*; rerun the preprocess stage"):
+            read(big_toy)
+
+
+@pytest.mark.parametrize("value, message", [(None, "no schema_version attribute"), (99, "schema version 99")])
+def test_score_cache_readers_check_its_own_version(tmp_path, value, message):
+    path = tmp_path / "scores.h5"
+    write_scores(path, {"train": _teacher(3)}, {"dataset": "toy"})
+    assert score_cache.SCHEMA_VERSION == 1 and dataset_file.SCHEMA_VERSION == 1  # two formats, two versions
+    assert read_scores(path, "train")["audio"].confidence.shape == (3,) and read_view_bank(path) is None
+    set_attr(path, "schema_version", value)
+    for read in (lambda p: read_scores(p, "train"), read_view_bank):
+        with pytest.raises(ValueError, match=rf"{path}: .*{message}.*; rerun the score stage"):
+            read(path)

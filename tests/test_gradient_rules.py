@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params
-from g2d.config.params import AGMParams, OGMGEParams, SMPParams
+from g2d.methods.options import AGMParams, OGMGEParams, SMPParams
 from g2d.methods.agm import AGM
 from g2d.methods.base import Method
 from g2d.methods.ogm_ge import OGMGE
 from g2d.methods.smp import SMPGating, gate_gradients
-from g2d.training.data import Batch, TeacherBatch
+from g2d.types import Batch, TeacherBatch
 from g2d.training.optim import build_optimizer
 
 SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
-from g2d.methods import METHODS, get_method
+from g2d.methods import get_method
 from g2d.methods.agm import (AGM, agm_coefficients, discrepancy_ratios, mono_modal_responses, mono_modal_scores,
                             shapley_values)
 from g2d.methods.base import Method
@@ -26,12 +26,12 @@ from g2d.methods.mmpareto import MMPareto, flat_grad, min_norm_weight, pareto_co
 from g2d.methods.ogm_ge import OGMGE, modulate_with_noise, ogm_coefficients, ogm_scores
 from g2d.methods.smp import SMPGating
 from g2d.methods.umt import UMT, UMTSMP
-from g2d.config.params import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
+from g2d.methods.options import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
 from g2d.models.fusion import build_fusion
 from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
-from g2d.training.data import Batch, TeacherBatch
+from g2d.types import Batch, TeacherBatch
 
 
 def set_grads(model: nn.Module, value: float = 1.0) -> None:
@@ -146,7 +146,7 @@ def test_smp_gating_has_one_home():
     for cls in (G2D, UMTSMP):
         assert issubclass(cls, SMPGating)
         assert cls.modulate is SMPGating.modulate and cls.state_dict is SMPGating.state_dict
-    assert UMTSMP.loss is UMT.loss and METHODS["joint_smp"].loss is Method.loss
+    assert UMTSMP.loss is UMT.loss and get_method("joint_smp").loss is Method.loss
 
 
 @pytest.mark.parametrize("name", ["joint_smp", "umt_smp"])

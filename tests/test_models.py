@@ -181,10 +181,11 @@ def test_fusion_options_are_checked_and_reach_the_student():
 
 
 def test_params_give_each_fusion_its_own_section():
-    from g2d.config.params import FiLMParams, GatedParams, Params
+    from g2d.config.params import Params
+    from g2d.models.options import FiLMParams, GatedParams
 
-    p = Params(seeds=(0,), datasets={}, methods=("joint",), tau1=1, tau2=1, film=FiLMParams("first"),
-               gated=GatedParams("one_way"))
+    p = Params(seeds=(0,), datasets={}, methods=("joint",), tau1=1, tau2=1,
+               sections={"film": FiLMParams("first"), "gated": GatedParams("one_way")})
     assert p.fusion_options("film") == {"modulated": "first"} and p.fusion_options("gated") == {"form": "one_way"}
     assert p.fusion_options("late") == {} and p.fusion_options("cross_attention") == {}
 

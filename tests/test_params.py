@@ -231,9 +231,9 @@ def two_datasets(student: dict, **extra) -> dict:
 def test_dataset_student_overrides_apply_to_their_dataset_only():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp": {"gate": "conv"}, "fusion": "film"}))
     other, demo = p.for_dataset("other"), p.for_dataset("demo")
-    assert (other.ogm_ge.alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
-    assert other.ogm_ge.end == p.ogm_ge.end and other.smp.suppression == p.smp.suppression  # only the keys named
-    assert demo == p and p.ogm_ge.alpha == 0.1
+    assert (other.section("ogm_ge").alpha, other.smp.gate, other.fusion) == (0.8, "conv", "film")
+    assert other.section("ogm_ge").end == p.section("ogm_ge").end and other.smp.suppression == p.smp.suppression  # only the keys named
+    assert demo == p and p.section("ogm_ge").alpha == 0.1
     with pytest.raises(ConfigError, match=r"datasets.nope: no such dataset in params; defined: demo, other"):
         p.for_dataset("nope")
 
@@ -242,7 +242,7 @@ def test_ablation_variant_applies_on_top_of_the_dataset_overrides():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8, "smp.gate": "conv"}, ablations={
         "alpha": {"over": "ogm_ge.alpha", "values": [0.3], "methods": ["ogm_ge"]}}))
     v = p.for_dataset("other").variant("alpha", "0.3")
-    assert v.ogm_ge.alpha == 0.3 and v.smp.gate == "conv"
+    assert v.section("ogm_ge").alpha == 0.3 and v.smp.gate == "conv"
 
 
 @pytest.mark.parametrize("student, message", [
@@ -275,10 +275,10 @@ def test_student_runs_of_the_cli_use_the_dataset_params():
     p = params_from_dict(two_datasets({"ogm_ge.alpha": 0.8}, ablations={
         "gate": {"over": "smp.gate", "values": ["conv"], "methods": ["g2d"]}}))
     run = argparse.Namespace(dataset="other", ablation=None, variant=None)
-    assert _run_params(p, run).ogm_ge.alpha == 0.8
-    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).ogm_ge.alpha == 0.1
+    assert _run_params(p, run).section("ogm_ge").alpha == 0.8
+    assert _run_params(p, argparse.Namespace(**{**vars(run), "dataset": "demo"})).section("ogm_ge").alpha == 0.1
     v = _run_params(p, argparse.Namespace(**{**vars(run), "ablation": "gate", "variant": "conv"}))
-    assert v.ogm_ge.alpha == 0.8 and v.smp.gate == "conv"
+    assert v.section("ogm_ge").alpha == 0.8 and v.smp.gate == "conv"
 
 
 def test_dataset_student_section_reruns_exactly_the_student_stages():
@@ -290,4 +290,49 @@ def test_dataset_student_section_reruns_exactly_the_student_stages():
 
 def test_paper_preset_sets_ogm_alpha_for_cremad_only():
     paper = load_params([ROOT / "params.yaml", ROOT / "config/presets/paper.yaml"])
-    assert paper.ogm_ge.alpha == 0.1 and paper.for_dataset("cremad").ogm_ge.alpha == 0.8
+    assert paper.section("ogm_ge").alpha == 0.1 and paper.for_dataset("cremad").section("ogm_ge").alpha == 0.8
+
+
+def key_paths(node: dict, prefix: tuple[str, ...] = ()):
+    """Every key params.yaml sets, as a path, sections before the keys inside them."""
+    for key, value in node.items():
+        yield (*prefix, key)
+        if isinstance(value, dict):
+            yield from key_paths(value, (*prefix, key))
+
+
+def without(data: dict, path: tuple[str, ...]) -> dict:
+    out = copy.deepcopy(data)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+# Keys with no default: leaving one out is an error (checked below), never a silent fallback.
+REQUIRED = {"seeds", "datasets", "datasets.demo", "datasets.demo.source", "datasets.demo.raw_dir",
+            "datasets.demo.encoders", "datasets.demo.encoders.audio", "datasets.demo.encoders.video", "methods",
+            "tau1", "tau2"}
+# Keys whose absence means something other than a default: no `demo` section means no demo generator, and a
+# dataset's `preprocess` section is that dataset's choice, not its source's default (CREMA-D's defaults are the
+# reference's 22,050 Hz audio and 224 px frames; the demo dataset sets CPU sizes).
+NOT_DEFAULTS = {"demo", "datasets.demo.preprocess"}
+
+
+def test_every_default_is_the_value_params_yaml_documents():
+    """Dropping any key params.yaml sets (as a preset may, with null) gives the same params: the dataclass
+    defaults cannot drift from the documented values."""
+    full = params_from_dict(BASE)
+    checked = 0
+    for path in key_paths(BASE):
+        name = ".".join(path)
+        if name in NOT_DEFAULTS or any(name.startswith(f"{skip}.") for skip in NOT_DEFAULTS):
+            continue
+        if name in REQUIRED:
+            with pytest.raises(ConfigError):
+                params_from_dict(without(BASE, path))
+            continue
+        assert params_from_dict(without(BASE, path)) == full, f"{name}: its default differs from params.yaml's value"
+        checked += 1
+    assert checked > 50

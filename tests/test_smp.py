@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from g2d.config.params import SMPParams
+from g2d.methods.options import SMPParams
 from g2d.methods import get_method
 from g2d.methods.smp import (gate_gradients, gated_parameters, kappa, phase_of_epoch, prioritized, rank_modalities,
                              total_epochs)
 from g2d.models.student import MultimodalStudent
-from g2d.training.data import Batch, TeacherBatch
+from g2d.types import Batch, TeacherBatch
 
 
 def test_two_modality_schedule():

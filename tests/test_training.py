@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from conftest import toy_params, write_toy_dataset
-from g2d.io.hdf5 import load_split, read_meta, read_scores
+from g2d.io.dataset_file import load_split, read_meta
+from g2d.io.score_cache import read_scores
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors

@@ -3,7 +3,9 @@
 Datasets, seeds, methods and ablations stay DVC templating over params.yaml (`foreach` for the
 preprocess stage, which reads its dataset's fields; `matrix` for the others), so the file does not
 change with params and `dvc exp run -S ...` works on any of them. A placeholder that is not one of a
-stage's wildcards (the report reads every run) becomes the folder above it, `runs`.
+stage's wildcards (the report reads every run) becomes the folder above it, `runs`. A dataset's
+source code ({source_module}) is not a field DVC can read, so the preprocess stage depends on every
+registered source's code: under DVC, editing one source makes every dataset's preprocessing stale.
 """
 
 from __future__ import annotations
@@ -52,15 +54,22 @@ def _uses_foreach(spec: pipeline.Stage) -> bool:
     return spec.wildcards == ("dataset",)
 
 
+def _sources(template: str) -> list[str]:
+    """A path with {source_module} as every registered source's (DVC cannot look a dataset's up)."""
+    if "{source_module}" not in template:
+        return [template]
+    return [template.replace("{source_module}", path) for path in sorted(pipeline.source_modules().values())]
+
+
 def _entries(paths: tuple[str, ...], spec: pipeline.Stage, cache: bool = True) -> list[Any]:
     """deps / outs / metrics entries, each path once; `cache: false` unless cached (pipeline.UNCACHED)."""
     out: list[Any] = []
     seen: set[str] = set()
     for template in paths:
-        path = _template(template, spec)
-        if path not in seen:
-            seen.add(path)
-            out.append(path if cache and template not in pipeline.UNCACHED else {path: {"cache": False}})
+        for path in (_template(t, spec) for t in _sources(template)):
+            if path not in seen:
+                seen.add(path)
+                out.append(path if cache and template not in pipeline.UNCACHED else {path: {"cache": False}})
     return out
 
 

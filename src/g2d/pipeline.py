@@ -8,7 +8,8 @@ project root and use placeholders:
 - {dataset}, {seed}, {method}, {ablation}: wildcards, each ranging over a list of params.yaml
   (WILDCARDS). In a stage's own wildcards they name its jobs; in its deps, any other one means
   "every value" (the report reads every run).
-- {raw_dir}, {source}: fields of the dataset's params (DATASET_FIELDS), in the preprocess stage.
+- {raw_dir}, {source}: fields of the dataset's params (DATASET_FIELDS), in the preprocess stage;
+  {source_module}: where that source's code is (source_module).
 - {variant}: an ablation variant (in_variant), which only `g2d ablate` expands.
 
 An ablation is one job per dataset x seed x ablation (DVC's templating cannot expand a product whose
@@ -21,6 +22,9 @@ import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
+
+from g2d.methods import method_sections
+from g2d.models import fusion_sections
 
 WILDCARDS: dict[str, str] = {"dataset": "datasets", "seed": "seeds", "method": "methods", "ablation": "ablations"}
 DATASET_FIELDS = ("raw_dir", "source")
@@ -49,8 +53,8 @@ UNCACHED = frozenset({REPORT})  # outputs DVC leaves out of its cache, as it doe
 PLOTS: dict[str, dict[str, object]] = {CURVES: {"x": "epoch", "y": ["train", "val", "coeff"]}}  # dvc plots show
 LOGS = "logs"  # Snakemake's per-job log files
 
-METHOD_SECTIONS = ("ogm_ge", "umt", "mla", "mmpareto", "agm")  # the baselines' knobs in params.yaml
-FUSION_SECTIONS = ("film", "gated")  # the knobs of fusions that have some, each in the section of its name
+METHOD_SECTIONS = tuple(method_sections())  # the baselines' knobs in params.yaml, from the method registry
+FUSION_SECTIONS = tuple(fusion_sections())  # the knobs of fusions that have some (film, gated), from their registry
 OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
 
 AUGMENT = "datasets.{dataset}.augment"
@@ -71,20 +75,43 @@ STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", A
 SPEED_ONLY = ("data", "datasets.{dataset}.preprocess.workers")
 
 # The code each stage runs, as paths under src/g2d (a folder: every module in it). Not listed, for
-# any stage: cli.py, config/ and pipeline.py (argument parsing, params validation and this file: what
-# they hand a stage is its params and paths, which are deps of their own) and datasets/__init__.py
-# (the source registry). io/ is listed whole (the HDF5 schema and atomic writes), so that its modules
-# may be split or moved within it.
+# any stage: what validates params and hands a stage its params and paths, which are deps of their
+# own: cli.py, config/, pipeline.py, registry.py and the registries (the __init__ modules of
+# datasets/, methods/ and models/; a registered module a stage loads by name is among its code). io/
+# is listed whole (the file formats and atomic writes), so that its modules may be split or moved
+# within it. tests/test_dag_spec.py checks that every g2d module a stage's code imports is listed.
 SRC = "src/g2d"
-SOURCE_MODULE = "datasets/{source}.py"  # a dataset's source module, by its `source` (g2d.datasets.SOURCES)
-RAW_TO_HDF5 = ("datasets/parallel.py", "datasets/skips.py", "datasets/splits.py", "transforms/audio.py",
+# A dataset's source (its `source`, named in g2d.datasets.SOURCES): its module, or its package folder
+# for a source with parts (see source_module). DVC's templating cannot compute this path from the
+# dataset's `source`, so dvc.yaml's preprocess stage depends on every registered source's code.
+SOURCE_MODULE = "{source_module}"
+RAW_TO_HDF5 = ("datasets/common.py", "datasets/parallel.py", "datasets/splits.py", "transforms/audio.py",
                "transforms/video.py", "transforms/degrade.py", "io")  # shared by every source
-READ = ("io", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches, crops
+CREMAD = ("datasets/cremad.py", "datasets/common.py", "datasets/parallel.py", "datasets/splits.py", "transforms/audio.py",
+          "transforms/video.py", "io")  # the CREMA-D source and what it imports
+READ = ("io", "types.py", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches
 MODEL = ("models", "training/optim.py", "training/checkpoint.py")
-TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py")  # its task loss and confidence
 FIT = ("training/engine.py",)
+TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py", *FIT)  # its loss and confidence
 STUDENT_CODE = ("training/student.py", "training/predict.py", "methods")
 PREDICT = ("training/predict.py", "training/metrics.py")
+
+
+def source_module(source: str) -> str:
+    """Where the code of dataset source `source` is, under SRC: its module file, or its package folder."""
+    from g2d.datasets import SOURCES
+
+    if source not in SOURCES:
+        raise KeyError(f"unknown dataset source {source!r}; available: {', '.join(sorted(SOURCES))}")
+    path = SOURCES[source].removeprefix("g2d.").replace(".", "/")
+    return path if (Path(__file__).parent / path / "__init__.py").is_file() else path + ".py"
+
+
+def source_modules() -> dict[str, str]:
+    """{source: where its code is under SRC} of every registered source."""
+    from g2d.datasets import SOURCES
+
+    return {name: source_module(name) for name in SOURCES}
 
 
 @dataclass(frozen=True)
@@ -119,33 +146,35 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("generate_demo", "The demo dataset's raw files, in CREMA-D's layout (its class names come from cremad.py).",
-          outs=(RAW_DEMO,), params=("demo",), code=("stages/generate_demo.py", "datasets/demo.py", "datasets/cremad.py")),
-    Stage("preprocess", "Raw files -> HDF5, one job per dataset; the code is its source's module and the shared transforms.",
+    Stage("generate_demo", "The demo dataset's raw files, in CREMA-D's layout (its class names come from cremad.py, "
+          "so its code is cremad.py and what that imports too).",
+          outs=(RAW_DEMO,), params=("demo",), code=("stages/generate_demo.py", "datasets/demo.py", *CREMAD)),
+    Stage("preprocess", "Raw files -> HDF5, one job per dataset; the code is its source's module and the shared "
+          "transforms (here every source's: DVC cannot look up a dataset's source's module).",
           wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
           params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess"),
           code=("stages/preprocess.py", SOURCE_MODULE, *RAW_TO_HDF5)),
     Stage("train_teachers", "One unimodal teacher per modality, per dataset x seed.",
           wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
           params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", *OPTIM),
-          code=("stages/train_teachers.py", *READ, *MODEL, *TEACHER, *FIT)),
+          code=("stages/train_teachers.py", *READ, *MODEL, *TEACHER)),
     Stage("score", "The teachers' features, logits and confidence, cached for every student (and the view bank).",
           wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS), outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT),
           params=(AUGMENT, "eval_batch_size", "device"),
           code=("stages/score.py", *READ, *MODEL, *TEACHER, *PREDICT, "plots.py")),
     Stage("train_student", "The multimodal student, one job per dataset x seed x method.",
           wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS), outs=(STUDENT, STUDENT_LOG),
-          params=STUDENT_PARAMS, code=("stages/train_student.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE)),
+          params=STUDENT_PARAMS, code=("stages/train_student.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE)),
     Stage("evaluate", "Test metrics of a trained student.",
           wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT), outs=(), metrics=(EVAL,),
           params=("eval_batch_size", "device"),
-          code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE, *PREDICT, "training/probe.py")),
+          code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, "training/probe.py")),
     Stage("ablate", "One job per dataset x seed x ablation (params.yaml's `ablations`; none by default): DVC's "
           "templating cannot take a product whose lists depend on the ablation, so each job trains and "
           "evaluates all of its variant x method runs.",
           wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS), outs=(ABLATION,),
           params=(*STUDENT_PARAMS, "ablations.{ablation}"),
-          code=("stages/train_student.py", "stages/evaluate.py", *READ, *MODEL, *TEACHER, *FIT, *STUDENT_CODE,
+          code=("stages/train_student.py", "stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE,
                 *PREDICT, "training/probe.py")),
     Stage("report", "Tables, figures and curves over every run.",
           deps=(EVAL, STUDENT_LOG, TEACHERS, ABLATION), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),

@@ -113,11 +113,13 @@ class RuleParts:
                 for combo in itertools.product(*(self.lists[name] for name in rest))]
 
     def _values(self, wildcards: Wildcards) -> dict[str, Any]:
-        """A job's wildcards and, for a dataset's job, the dataset's fields (raw_dir, source)."""
+        """A job's wildcards and, for a dataset's job, the dataset's fields (raw_dir, source) and where
+        its source's code is (source_module)."""
         values: dict[str, Any] = dict(wildcards)
         if "dataset" in values:
             dataset = self.validated.datasets[values["dataset"]]
             values.update({name: getattr(dataset, name) for name in pipeline.DATASET_FIELDS})
+            values["source_module"] = pipeline.source_module(dataset.source)
         return values
 
     def inputs(self, name: str) -> Callable[[Wildcards], list[str]]:

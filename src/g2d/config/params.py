@@ -2,6 +2,11 @@
 
 Every knob of the pipeline lives in params.yaml; stages receive a `Params` object and never read
 YAML themselves. Overlay files (a preset, Snakemake's --configfile) are deep-merged in order.
+
+The sections of methods' and fusions' knobs (ogm_ge, film, ...) are not listed here: each is the
+options dataclass of its registry entry (g2d.methods.METHODS, g2d.models.FUSIONS), so a method or a
+fusion added to its registry is validated, overridden and ablated like the others. Validation
+imports those registries and the dataset sources, never torch.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar, get_type_hints
 import yaml
 
 from g2d.config.schema import ConfigError, coerce, parse, require
+from g2d.datasets import SOURCES, get_source
+from g2d.methods import METHODS, method_entry, method_section, method_sections
+from g2d.methods.options import SMPParams
+from g2d.models import ENCODERS, FUSIONS, fusion_section, fusion_sections
 
 T = TypeVar("T")
 
@@ -39,101 +48,10 @@ class SchedulerParams:
 class TeacherParams:
     """How unimodal teachers are trained (optimizer settings are the shared top-level ones)."""
 
-    epochs: int = 10
+    epochs: int = 30
 
     def validate(self, where: str) -> None:
         require(self.epochs > 0, f"{where}.epochs", "must be a positive number of epochs")
-
-
-@dataclass(frozen=True)
-class SMPParams:
-    """The choices METHOD.md leaves open for Sequential Modality Prioritization, and which parameters of
-    a suppressed encoder kappa reaches: `all` (the paper's Eq. 8) or `conv` (the reference code: 4-D
-    conv weights only, so normalisation layers and biases keep training)."""
-
-    ranking: Literal["batch", "global"] = "batch"
-    suppression: Literal["zero_grad", "freeze", "partial"] = "zero_grad"
-    gate: Literal["all", "conv"] = "all"
-
-
-@dataclass(frozen=True)
-class OGMGEParams:
-    """OGM-GE (Peng et al., CVPR 2022): alpha 0.1 and the modulation window follow the official scripts'
-    example (`--modulation_starts 0 --modulation_ends 50 --alpha 0.1`; their README recommends 0.8 on
-    CREMA-D, 0.1 on VGGSound: set it per dataset in `datasets.<name>.student`). The official window is
-    0-based and inclusive, `0 <= epoch <= 50`: 51 epochs. g2d's epochs are 1-based and inclusive, so
-    the same 51 epochs are start 1, end 51. ge adds the Gaussian-noise enhancement."""
-
-    alpha: float = 0.1
-    start: int = 1
-    end: int = 51
-    ge: bool = True
-
-    def validate(self, where: str) -> None:
-        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
-        require(self.start >= 1, f"{where}.start", "must be an epoch >= 1 (epochs are 1-based)")
-        require(self.end >= self.start, f"{where}.end", f"must be >= start ({self.start})")
-
-
-@dataclass(frozen=True)
-class UMTParams:
-    """UMT (Du et al.): weight of the feature-distillation term; 1.0 = G2D's alpha, for equal terms."""
-
-    weight: float = 1.0
-
-    def validate(self, where: str) -> None:
-        require(self.weight >= 0, f"{where}.weight", "must be non-negative")
-
-
-@dataclass(frozen=True)
-class MLAParams:
-    """MLA (Zhang et al., CVPR 2024): how unimodal outputs of the shared head are mixed at inference
-    (entropy: the paper's test-time uncertainty-based fusion; fixed: equal weights)."""
-
-    inference: Literal["entropy", "fixed"] = "entropy"
-
-
-@dataclass(frozen=True)
-class MMParetoParams:
-    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's scale of the combined gradient; rescale:
-    tensor (the official code: per parameter tensor, scaled up to |g_mm + g_uni| when smaller, never
-    down) or encoder (the whole encoder's gradient scaled up or down to that norm)."""
-
-    gamma: float = 1.5
-    rescale: Literal["tensor", "encoder"] = "tensor"
-
-    def validate(self, where: str) -> None:
-        require(self.gamma > 0, f"{where}.gamma", "must be positive")
-
-
-@dataclass(frozen=True)
-class AGMParams:
-    """AGM (Li et al., ICCV 2023): alpha, the strength of the modulation (tuned per dataset in the
-    paper; 0.1 is our default, not a published value)."""
-
-    alpha: float = 0.1
-
-    def validate(self, where: str) -> None:
-        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
-
-
-@dataclass(frozen=True)
-class FiLMParams:
-    """FiLM fusion: which modality's features are modulated by the others'. last: the last in the
-    dataset's order, conditioned on the concatenation of the others (for two modalities audio
-    conditions video, as the G2D reference code's FiLM, x_film=True); first: the first (g2d's earlier
-    direction)."""
-
-    modulated: Literal["last", "first"] = "last"
-
-
-@dataclass(frozen=True)
-class GatedParams:
-    """Gated fusion: symmetric (BiGated, Kiela et al.: every modality gated by the mean of the others)
-    or one_way (the G2D reference code's GatedFusion, x_gate=True: sigmoid(W_1 f_1) gates the mean of
-    the others' projections; for two modalities sigmoid(W_a f_a) * W_v f_v)."""
-
-    form: Literal["symmetric", "one_way"] = "symmetric"
 
 
 VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -159,8 +77,6 @@ class AblationParams:
                 for name, value in zip(self.names or [_variant_name(v) for v in self.values], self.values)}
 
     def validate(self, where: str) -> None:
-        from g2d.methods import METHODS
-
         require(len(self.keys) > 0, f"{where}.over", "name at least one student param, e.g. fusion")
         require(len(self.values) > 0, f"{where}.values", "give at least one value (one per variant)")
         require(len(self.methods) > 0, f"{where}.methods", f"name at least one of {', '.join(METHODS)}")
@@ -274,7 +190,8 @@ class DatasetParams:
 
 @dataclass(frozen=True)
 class Params:
-    """Everything the pipeline can be told. Field docs live in params.yaml."""
+    """Everything the pipeline can be told. Field docs live in params.yaml, and every default here is
+    params.yaml's value (tests/test_params.py checks), so a preset that drops a key gets the documented one."""
 
     seeds: tuple[int, ...]
     datasets: dict[str, DatasetParams]
@@ -286,29 +203,24 @@ class Params:
     beta: float = 1.0
     temperature: float = 1.0
     fusion: str = "late"
-    film: FiLMParams = field(default_factory=FiLMParams)
-    gated: GatedParams = field(default_factory=GatedParams)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     init: Literal["reference", "torch"] = "reference"
-    lr: float = 1e-3
+    lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
     scheduler: SchedulerParams = field(default_factory=SchedulerParams)
     batch_size: int = 16
-    eval_batch_size: int = 128
+    eval_batch_size: int = 256
     teacher: TeacherParams = field(default_factory=TeacherParams)
     smp: SMPParams = field(default_factory=SMPParams)
-    ogm_ge: OGMGEParams = field(default_factory=OGMGEParams)
-    umt: UMTParams = field(default_factory=UMTParams)
-    mla: MLAParams = field(default_factory=MLAParams)
-    mmpareto: MMParetoParams = field(default_factory=MMParetoParams)
-    agm: AGMParams = field(default_factory=AGMParams)
     teacher_cache: bool = True
     device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
     demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
+    # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
 
     def taus(self, k: int) -> tuple[int, ...]:
         """The SMP schedule (tau_1..tau_k) for a dataset of k modalities."""
@@ -317,12 +229,25 @@ class Params:
             raise ConfigError(f"tau{k}: missing; a dataset with {k} modalities needs tau1..tau{k}")
         return all_taus[:k]
 
+    def section(self, name: str) -> Any:
+        """The options in section `name` of a registered method or fusion (e.g. ogm_ge, film); its
+        defaults if these params were built without it."""
+        if name in self.sections:
+            return self.sections[name]
+        registered = registered_sections()
+        require(name in registered, name, f"no method or fusion has this section; sections: {', '.join(registered)}")
+        return registered[name]()
+
+    def method_options(self, method: str) -> Any:
+        """The options method `method` receives: its section's, or None if it has no knobs."""
+        name = method_section(method)
+        return None if name is None else self.section(name)
+
     def fusion_options(self, fusion: str) -> dict[str, Any]:
         """The knobs of fusion `fusion` as keyword arguments: its params.yaml section for fusions that
-        have one (g2d.pipeline.FUSION_SECTIONS), else none."""
-        from g2d.pipeline import FUSION_SECTIONS
-
-        return dataclasses.asdict(getattr(self, fusion)) if fusion in FUSION_SECTIONS else {}
+        have one (film, gated), else none."""
+        name = fusion_section(fusion)
+        return {} if name is None else dataclasses.asdict(self.section(name))
 
     def with_student_overrides(self, overrides: Mapping[str, Any]) -> "Params":
         """These params with student keys set ({dotted key: value}), each type-checked and validated as
@@ -354,18 +279,14 @@ class Params:
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}") from exc
 
-    def validate(self, where: str) -> None:
+    def check(self) -> None:
+        """Everything that spans keys, once the params are assembled (`params_from_dict` calls it)."""
         self.validate_knobs()
         self.validate_dataset_overrides()
         self.validate_ablations()
 
     def validate_knobs(self) -> None:
         """Everything but the ablations section (a variant re-checks these after its overrides)."""
-        from g2d.datasets import SOURCES
-        from g2d.methods import METHODS
-        from g2d.models.encoders import ENCODERS
-        from g2d.models.fusion import FUSIONS
-
         require(len(self.seeds) > 0, "seeds", "give at least one seed, e.g. [0]")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", "seeds must be distinct")
         require(len(self.datasets) > 0, "datasets", "name at least one dataset to run")
@@ -391,8 +312,6 @@ class Params:
             key = f"datasets.{name}"
             require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, key,
                     "dataset names may use letters, digits and _ only (they become file names)")
-            require(ds.source in SOURCES, f"{key}.source",
-                    f"unknown source {ds.source!r}; choose from {', '.join(sorted(SOURCES))}")
             for modality, enc in ds.encoders.items():
                 require(enc in ENCODERS, f"{key}.encoders.{modality}",
                         f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
@@ -401,11 +320,9 @@ class Params:
     def validate_online_teachers(self) -> None:
         """Online augmentation changes a clip every epoch, so no cache can hold its teachers' outputs:
         a method that distils from teachers must run them online (`teacher_cache: false`)."""
-        from g2d.methods import get_method
-
         online = [name for name, ds in self.datasets.items() if ds.augment.kind == "online"]
         methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
-        distilling = sorted(m for m in methods if get_method(m).uses_teachers)
+        distilling = sorted(m for m in methods if method_entry(m).teachers)
         require(not (online and distilling and self.teacher_cache), "teacher_cache",
                 f"must be false while datasets.{online[0] if online else ''}.augment.kind is online: the "
                 f"methods {', '.join(distilling)} distil from the teachers' outputs on each epoch's fresh crops, "
@@ -440,10 +357,6 @@ class Params:
                                           f"{exc}") from exc
 
 
-SCALED_GRADIENT_METHODS = ("ogm_ge", "agm")  # methods whose rule multiplies encoder gradients by a coefficient
-SMP_METHODS = ("g2d", "joint_smp", "umt_smp")
-
-
 def optimizer_warnings(params: Params) -> list[str]:
     """Settings that run but defeat their own purpose, one line each (`g2d check` prints them).
 
@@ -463,9 +376,9 @@ def optimizer_warnings(params: Params) -> list[str]:
     for where, p, methods in runs:
         if p.optimizer not in ("adam", "adamw"):
             continue
-        hit = [m for m in methods if m in SCALED_GRADIENT_METHODS]
+        hit = [m for m in methods if method_entry(m).scales_gradients]
         if p.smp.suppression == "partial":
-            hit += [f"{m} (smp.suppression: partial)" for m in methods if m in SMP_METHODS]
+            hit += [f"{m} (smp.suppression: partial)" for m in methods if method_entry(m).smp]
         if hit:
             out.append(f"{where}optimizer: {p.optimizer} with {', '.join(hit)}: Adam-family optimizers divide each "
                        "step by the gradient's running RMS, so these gradient coefficients barely change the update "
@@ -523,19 +436,32 @@ def override(section: T, key: str, value: Any, where: str = "") -> T:
     as params.yaml itself is; errors name the full key."""
     head, _, rest = key.partition(".")
     full = f"{where}.{head}" if where else head
-    fields = {f.name for f in dataclasses.fields(section) if not f.metadata.get("internal")}  # type: ignore[arg-type]
-    require(head in fields, full, f"unknown key; allowed keys here: {', '.join(sorted(fields))}")
-    current = getattr(section, head)
+    keys = settable(section)
+    require(head in keys, full, f"unknown key; allowed keys here: {', '.join(sorted(keys))}")
+    in_sections = isinstance(section, Params) and head in section.sections
+    current = section.section(head) if in_sections else getattr(section, head)
     if rest:
         require(dataclasses.is_dataclass(current), full, f"has no keys inside it, so {key!r} cannot be set")
         new = override(current, rest, value, full)
     else:
-        new = coerce(get_type_hints(type(section))[head], value, full)
+        new = coerce(keys[head], value, full)
+    if in_sections:
+        return dataclasses.replace(section, sections={**section.sections, head: new})  # type: ignore[return-value]
     out = dataclasses.replace(section, **{head: new})  # type: ignore[type-var]
     check = getattr(out, "validate", None)
-    if callable(check) and not isinstance(out, Params):
+    if callable(check):
         check(where)
     return out
+
+
+def settable(section: Any) -> dict[str, Any]:
+    """{key: type} of the keys an override may set in `section`: its fields but the internal ones and,
+    in Params, the registered methods' and fusions' sections."""
+    hints = get_type_hints(type(section))
+    keys = {f.name: hints[f.name] for f in dataclasses.fields(section) if not f.metadata.get("internal")}
+    if isinstance(section, Params):
+        keys.update({name: type(options) for name, options in section.sections.items()})
+    return keys
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -600,11 +526,14 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         extra_taus.append(value)
     for key in ("tau1", "tau2"):
         require(key in data, key, "missing; the SMP schedule needs tau1 and tau2 (epochs)")
-    params = parse(Params, data, "")
+    registered = registered_sections()
+    sections: dict[str, Any] = {name: parse(options, data.pop(name, None), name)
+                                for name, options in registered.items()}
+    params = parse(Params, data, "", also=registered)
     datasets = {}
     for name, ds in params.datasets.items():
-        from g2d.datasets import get_source
-
+        require(ds.source in SOURCES, f"datasets.{name}.source",
+                f"unknown source {ds.source!r}; choose from {', '.join(sorted(SOURCES))}")
         source = get_source(ds.source)
         pre = parse(source.Params, ds.preprocess, f"datasets.{name}.preprocess")
         missing = [m for m in source.MODALITIES if m not in ds.encoders]
@@ -619,4 +548,20 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         from g2d.datasets import demo as demo_source
 
         demo = parse(demo_source.Params, params.demo, "demo")
-    return dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus))
+    params = dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus), sections=sections)
+    params.check()
+    return params
+
+
+def registered_sections() -> dict[str, type]:
+    """{params.yaml section: options dataclass} of every registered method and fusion with knobs; a
+    section name may not be a core key, nor name two different options classes."""
+    out = method_sections()
+    core = {f.name for f in dataclasses.fields(Params)}
+    for name, options in fusion_sections().items():
+        if out.setdefault(name, options) is not options:
+            raise ConfigError(f"{name}: a method and a fusion both claim this params section; rename one")
+    clash = sorted(core & set(out))
+    if clash:
+        raise ConfigError(f"{clash[0]}: a method's or fusion's section has the name of a core params key; rename it")
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Collection, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -19,10 +19,11 @@ class ConfigError(ValueError):
     """A params value is wrong; the message names the key and the allowed values."""
 
 
-def parse(cls: type[T], data: Any, where: str) -> T:
+def parse(cls: type[T], data: Any, where: str, also: Collection[str] = ()) -> T:
     """Build dataclass `cls` from a mapping, checking every key recursively.
 
-    `where` is the dotted path of this section in params.yaml, used in error messages.
+    `where` is the dotted path of this section in params.yaml, used in error messages; `also` are keys
+    the caller parses itself (taken out of `data`), listed with the allowed keys when one is unknown.
     """
     if data is None:
         data = {}
@@ -32,7 +33,8 @@ def parse(cls: type[T], data: Any, where: str) -> T:
               if not f.metadata.get("internal")}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {', '.join(sorted(fields))}")
+        allowed = ", ".join(sorted({*fields, *also}))
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key; allowed keys here: {allowed}")
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for name, f in fields.items():

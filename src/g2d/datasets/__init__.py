@@ -1,4 +1,5 @@
-"""Dataset sources: one module per raw format, each turning raw files into the HDF5 schema.
+"""Dataset sources: one module (or package, as avmnist) per raw format, each turning raw files into
+the dataset file (g2d.io.dataset_file).
 
 A source module exposes:
   - `Params`: a frozen dataclass of its preprocessing knobs (the `datasets.<name>.preprocess`
@@ -8,8 +9,10 @@ A source module exposes:
     training-time augmentation (`datasets.<name>.augment`) may crop and flip;
   - `check_raw(raw_dir, params)`: raise `RawDataError` describing the expected layout if it is absent;
   - `preprocess(dataset, raw_dir, params, out_path, report_path, workers)`: write the HDF5
-    file and a JSON report of what was skipped.
-Add a source by writing a module and naming it in `SOURCES`.
+    file and a JSON report of what was skipped: find the raw inputs, decode them into samples
+    (or skip records) and hand those to `g2d.datasets.common.write_dataset`, which writes both.
+Add a source by writing a module and naming it in `SOURCES`. Validating params imports the source
+module (for its `Params` and modalities), so it must not import torch.
 """
 
 from __future__ import annotations

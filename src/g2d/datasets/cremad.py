@@ -7,25 +7,21 @@ resized to a square so that augmentation (random resized crop, flip) can happen 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
+from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, skip_fields, write_dataset
 from g2d.datasets.parallel import ordered_map
-from g2d.datasets.skips import Skipped, check_skipped, reason
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
-from g2d.io.atomic import write_json
-from g2d.io.hdf5 import SPLITS, DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import SPLITS, DatasetMeta
 from g2d.transforms.audio import fit_length, load_audio, log_spectrogram, spectrogram_shape
 from g2d.transforms.video import sample_frames
 
@@ -194,26 +190,14 @@ def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str 
     jobs = sorted((Job(clip, assignment[clip.name], wav, video) for clip, wav, video in clips
                    if clip.name in assignment), key=lambda j: (SPLITS.index(j.split), j.clip.name))
     meta = DatasetMeta(dataset=dataset, source=SOURCE, task="classification", modalities=MODALITIES,
-                       class_names=CLASS_NAMES, preprocessing=preprocessing_record(params))
-    writer = DatasetWriter(out_path, meta, sample_shapes(params))
+                       class_names=CLASS_NAMES, preprocessing=preprocessing_record(SOURCE, params))
     decode = functools.partial(process_clip, audio=params.audio, video=params.video)
     warm_up(params.audio)
-    try:
-        with contextlib.closing(ordered_map(decode, jobs, workers or params.workers)) as results:
-            progress = tqdm(results, total=len(jobs), desc=f"{dataset}: clips", unit="clip", file=sys.stderr)
-            for job, outcome in zip(jobs, progress):
-                if isinstance(outcome, Skipped):
-                    skipped.append(outcome)
-                else:
-                    writer.append(job.split, outcome, job.clip.label, job.clip.name)
-        report = build_report(dataset, root, params, found, writer.counts(), skipped, split_notes)
-        write_json(report_path, report)
-        check_report(dataset, report, report_path)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
-    return report
+    return write_dataset(
+        meta, sample_shapes(params), ordered_map(decode, jobs, workers or params.workers), total=len(jobs),
+        unit="clip", out_path=out_path, report_path=report_path, found=found, what="CREMA-D clips",
+        max_skipped_fraction=params.max_skipped_fraction, skipped=skipped,
+        report=functools.partial(build_report, dataset, root, params, found, split_notes=split_notes))
 
 
 def find_clips(root: Path) -> tuple[list[tuple[Clip, Path, Path]], list[Skipped]]:
@@ -267,7 +251,7 @@ def _assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
     return assignment, notes
 
 
-def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> dict[str, np.ndarray] | Skipped:
+def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> Sample | Skipped:
     """Decode one clip into {"audio": (1, F, T) float32, "video": (frames, 3, size, size) uint8}.
 
     Any decoding failure becomes a Skipped naming the file, so that one bad clip never stops the stage.
@@ -281,7 +265,7 @@ def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> dict[str, 
         frames = sample_frames(job.video, video.fps, video.frames, video.size)
     except Exception as exc:
         return Skipped(job.clip.name, str(job.video), reason(exc, job.video))
-    return {"audio": spectrogram, "video": frames}
+    return Sample(job.split, {"audio": spectrogram, "video": frames}, job.clip.label, job.clip.name)
 
 
 def warm_up(audio: AudioParams) -> None:
@@ -299,38 +283,20 @@ def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
             "video": ((v.frames, 3, v.size, v.size), "uint8")}
 
 
-def preprocessing_record(params: Params) -> dict[str, Any]:
-    """What made the file: the params and the source, minus `workers`, which never changes the output."""
-    record = dataclasses.asdict(params)
-    del record["workers"]
-    return {"source": SOURCE, **record}
-
-
-def build_report(dataset: str, root: Path, params: Params, found: int, counts: dict[str, int],
-                 skipped: Sequence[Skipped], split_notes: dict[str, Any]) -> dict[str, Any]:
+def build_report(dataset: str, root: Path, params: Params, found: int, counts: Mapping[str, int],
+                 skipped: Sequence[Skipped], split_notes: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON report: what was found, written and skipped, and with which params."""
     return {
         "dataset": dataset,
         "source": SOURCE,
         "raw_dir": str(root),
         "clips_found": found,
-        "counts": counts,
-        "skipped": [dataclasses.asdict(s) for s in skipped],
-        "skipped_fraction": len(skipped) / found if found else 0.0,
+        "counts": dict(counts),
+        **skip_fields(found, skipped),
         "max_skipped_fraction": params.max_skipped_fraction,
         "params": dataclasses.asdict(params),
         **split_notes,
     }
-
-
-def check_report(dataset: str, report: dict[str, Any], report_path: str | Path) -> None:
-    """Fail if too many clips were skipped or a split came out empty."""
-    check_skipped(dataset, "CREMA-D clips", report["clips_found"], report["skipped"], report["max_skipped_fraction"],
-                  report_path)
-    empty = [s for s, n in report["counts"].items() if n == 0]
-    if empty:
-        raise RawDataError(f"splits {empty} of {dataset} have no usable clip (see {report_path}); "
-                           f"add data or change datasets.{dataset}.preprocess.split")
 
 
 def _video_files(root: Path) -> dict[str, Path]:

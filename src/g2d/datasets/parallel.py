@@ -6,14 +6,14 @@ import collections
 import itertools
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Generator, Iterable, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 WINDOW_PER_WORKER = 4
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Generator[R, None, None]:
     """fn over items in input order; in `workers` processes with a bounded look-ahead when workers > 1.
 
     Results come back in order whatever the worker count, so the output file does not depend on

@@ -1,34 +1,64 @@
 """Training methods for the multimodal student, selectable by name in params.yaml (`methods`).
 
-Add a method by subclassing `g2d.methods.base.Method` in its own module and naming it here; its
-knobs go in a params.yaml section named by the class's `section` (see g2d.config.params).
+The registry `METHODS` is where a method is named. It imports no torch: each entry holds the
+method's options dataclass (g2d.methods.options; its params.yaml section, `section`, defaults to
+the method's name) and what the pipeline must know before running it, and only the import path of
+the implementation, loaded by `get_method`. Add a method by writing one module with a subclass of
+`g2d.methods.base.Method` (declaring `Options = <its options class>` if it has knobs) and one line
+here; validation, the student stage and its resume fingerprint then read its section.
 """
 
 from __future__ import annotations
 
-from g2d.methods.agm import AGM
-from g2d.methods.base import Method
-from g2d.methods.g2d import G2D
-from g2d.methods.mla import MLA
-from g2d.methods.mmpareto import MMPareto
-from g2d.methods.ogm_ge import OGMGE
-from g2d.methods.smp import SMPGating
-from g2d.methods.umt import UMT, UMTSMP
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-METHODS: dict[str, type[Method]] = {
-    "joint": Method,
-    "g2d": G2D,
-    "joint_smp": SMPGating,
-    "umt": UMT,
-    "umt_smp": UMTSMP,
-    "ogm_ge": OGMGE,
-    "agm": AGM,
-    "mmpareto": MMPareto,
-    "mla": MLA,
+from g2d.methods.options import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
+from g2d.registry import Entry, lookup, option_sections, section_name
+
+if TYPE_CHECKING:
+    from g2d.methods.base import Method
+
+
+@dataclass(frozen=True)
+class MethodEntry(Entry):
+    """A method: `teachers` if it reads the teachers' outputs (cached or online), `scales_gradients` if
+    its rule multiplies encoder gradients by a coefficient, `smp` if it gates encoders by SMP (reads the
+    `smp` section); the last two are what `g2d check` warns about under Adam-family optimizers."""
+
+    teachers: bool = False
+    scales_gradients: bool = False
+    smp: bool = False
+
+
+METHODS: dict[str, MethodEntry] = {
+    "joint": MethodEntry("g2d.methods.base:Method"),
+    "g2d": MethodEntry("g2d.methods.g2d:G2D", teachers=True, smp=True),
+    "joint_smp": MethodEntry("g2d.methods.smp:SMPGating", teachers=True, smp=True),
+    "umt": MethodEntry("g2d.methods.umt:UMT", UMTParams, teachers=True),
+    "umt_smp": MethodEntry("g2d.methods.umt:UMTSMP", UMTParams, section="umt", teachers=True, smp=True),
+    "ogm_ge": MethodEntry("g2d.methods.ogm_ge:OGMGE", OGMGEParams, scales_gradients=True),
+    "agm": MethodEntry("g2d.methods.agm:AGM", AGMParams, scales_gradients=True),
+    "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
+    "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
 }
 
 
+def method_entry(name: str) -> MethodEntry:
+    """The registry entry of method `name` (no import of its implementation)."""
+    return lookup(METHODS, name, "method")  # type: ignore[return-value]
+
+
+def method_section(name: str) -> str | None:
+    """The params.yaml section holding method `name`'s options, or None if it has no knobs."""
+    return section_name(name, method_entry(name))
+
+
+def method_sections() -> dict[str, type]:
+    """{params.yaml section: options dataclass} of every registered method that has knobs."""
+    return option_sections(METHODS)
+
+
 def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
-    return METHODS[name]
+    """The class of method `name` (imports its module, and torch)."""
+    return method_entry(name).load()  # type: ignore[no-any-return]

@@ -31,12 +31,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from g2d.config.params import AGMParams
 from g2d.methods.base import Method, mean_of_others
 from g2d.methods.losses import task_loss
+from g2d.methods.options import AGMParams
 from g2d.methods.smp import gate_gradients
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 MAX_EXPONENT = 10.0
 
@@ -92,11 +92,11 @@ def mono_modal_scores(model: MultimodalStudent, batch: Batch, task: str) -> dict
 
 class AGM(Method):
     name = "agm"
-    section = "agm"
+    Options = AGMParams
+    options: AGMParams
 
-    def __init__(self, *, options: AGMParams | None = None, **common: Any) -> None:
+    def __init__(self, **common: Any) -> None:
         super().__init__(**common)
-        self.options = options or AGMParams()
         self.running = {m: 0.0 for m in self.modalities}
         self.steps = 0
 

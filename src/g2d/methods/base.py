@@ -2,21 +2,21 @@
 
 A method decides the loss of a batch and what happens to gradients between backward() and the
 optimizer step. Methods that need several backward passes per step (e.g. MMPareto, MLA)
-override `train_step` as a whole. A method with knobs names its params.yaml section in `section`
-and receives that typed section as `options`; a method that needs a particular fusion says so in
-`student_fusion`.
+override `train_step` as a whole. A method with knobs declares the dataclass of its params.yaml
+section as `Options` (the same class as its registry entry in g2d.methods) and receives that typed
+section as `options`; a method that needs a particular fusion says so in `student_fusion`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
-from g2d.config.params import SMPParams
 from g2d.methods.losses import LossParts, task_loss
+from g2d.methods.options import SMPParams
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def mean_of_others(values: Mapping[str, float]) -> dict[str, float]:
@@ -30,16 +30,17 @@ class Method:
     """Joint training: the task loss on the fused output, every encoder updated every step."""
 
     name = "joint"
-    uses_teachers = False
-    section: str | None = None  # the params.yaml section holding this method's knobs, if any
+    Options: ClassVar[type | None] = None  # the dataclass of this method's params.yaml section, if it has knobs
 
     def __init__(self, *, modalities: Sequence[str], task: str, taus: Sequence[int], alpha: float = 1.0,
-                 beta: float = 1.0, temperature: float = 1.0, smp: SMPParams | None = None) -> None:
+                 beta: float = 1.0, temperature: float = 1.0, smp: SMPParams | None = None,
+                 options: Any = None) -> None:
         self.modalities = list(modalities)
         self.task = task
         self.taus = tuple(taus)
         self.alpha, self.beta, self.temperature = alpha, beta, temperature
         self.smp = smp or SMPParams()
+        self.options = options if options is not None or self.Options is None else self.Options()
 
     def student_fusion(self, configured: str) -> str:
         """The fusion the student is built with: the configured one unless the method needs its own."""

@@ -1,7 +1,7 @@
 """Teacher confidence (Eq. 5).
 
 Classification: a sample's confidence is the teacher's probability of the true class, and a batch's
-rho is the mean over the batch. Regression has no class probability: METHOD.md sets
+rho is the mean over the batch. Regression has no class probability: we set (docs/method.md)
 rho = 1 / (1 + MSE) on the [0, 1] target scale, so the cache keeps each sample's squared error and a
 batch's rho is computed from the batch's mean squared error.
 """

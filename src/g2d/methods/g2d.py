@@ -5,7 +5,7 @@ from __future__ import annotations
 from g2d.methods.losses import LossParts, g2d_loss
 from g2d.methods.smp import SMPGating
 from g2d.models.student import StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 class G2D(SMPGating):

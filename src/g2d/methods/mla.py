@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import torch
 
-from g2d.config.params import MLAParams
 from g2d.methods.base import Method
 from g2d.methods.losses import task_loss
+from g2d.methods.options import MLAParams
 from g2d.models.fusion import SharedHeadFusion
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 EPS = 1e-12
 
@@ -47,11 +47,11 @@ def project_out(grad: torch.Tensor, directions: Sequence[torch.Tensor]) -> torch
 
 class MLA(Method):
     name = "mla"
-    section = "mla"
+    Options = MLAParams
+    options: MLAParams
 
-    def __init__(self, *, options: MLAParams | None = None, **common: Any) -> None:
+    def __init__(self, **common: Any) -> None:
         super().__init__(**common)
-        self.options = options or MLAParams()
         self.directions: dict[str, torch.Tensor] = {}
 
     def student_fusion(self, configured: str) -> str:

@@ -18,15 +18,15 @@ and multiplied by gamma. Heads and fusion take the plain gradient of L_mm + sum_
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
-from g2d.config.params import MMParetoParams
 from g2d.methods.base import Method
 from g2d.methods.losses import task_loss
+from g2d.methods.options import MMParetoParams
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def min_norm_weight(g1: torch.Tensor, g2: torch.Tensor) -> float:
@@ -83,11 +83,8 @@ def assign_flat(params: Sequence[torch.nn.Parameter], flat: torch.Tensor) -> Non
 
 class MMPareto(Method):
     name = "mmpareto"
-    section = "mmpareto"
-
-    def __init__(self, *, options: MMParetoParams | None = None, **common: Any) -> None:
-        super().__init__(**common)
-        self.options = options or MMParetoParams()
+    Options = MMParetoParams
+    options: MMParetoParams
 
     def unimodal_losses(self, out: StudentOutput, batch: Batch) -> dict[str, torch.Tensor]:
         return {m: task_loss(out.logits[m], batch.target, self.task) for m in self.modalities}

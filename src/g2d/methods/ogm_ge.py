@@ -2,7 +2,7 @@
 Hu, "Balanced multimodal learning via on-the-fly gradient modulation", CVPR 2022).
 
 Per batch, modality m's score is s_m = sum over samples of softmax(unimodal logits of m)[y] (for
-regression, the per-sample confidence 1 / (1 + squared error) of METHOD.md stands in for the class
+regression, the per-sample confidence 1 / (1 + squared error), as for G2D's regression confidence, stands in for the class
 probability). With two modalities the ratio is r_m = s_m / s_other; for k > 2 we compare each
 modality with the mean of the others, r_m = s_m / mean_{j != m} s_j, which is the two-modality rule
 when k = 2. A modality with r_m > 1 is dominant and its encoder's gradients are multiplied by
@@ -21,11 +21,11 @@ from typing import Any, Mapping
 
 import torch
 
-from g2d.config.params import OGMGEParams
 from g2d.methods.base import Method, mean_of_others
 from g2d.methods.confidence import sample_confidence
+from g2d.methods.options import OGMGEParams
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def ogm_scores(logits: Mapping[str, torch.Tensor], target: torch.Tensor, task: str) -> dict[str, float]:
@@ -57,11 +57,11 @@ def modulate_with_noise(params: list[torch.nn.Parameter], coefficient: float, no
 
 class OGMGE(Method):
     name = "ogm_ge"
-    section = "ogm_ge"
+    Options = OGMGEParams
+    options: OGMGEParams
 
-    def __init__(self, *, options: OGMGEParams | None = None, **common: Any) -> None:
+    def __init__(self, **common: Any) -> None:
         super().__init__(**common)
-        self.options = options or OGMGEParams()
         self.generator: torch.Generator | None = None
         self._generator_state: dict[str, Any] | None = None
 

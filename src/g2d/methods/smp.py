@@ -10,7 +10,7 @@ Which parameters of encoder m kappa^m reaches (`smp.gate`):
   conv -- the 4-D conv weights only (the reference code): normalisation layers and biases keep
           training while their encoder is suppressed.
 
-Suppression of the others (METHOD.md's options):
+Suppression of the others (the paper leaves it open; docs/method.md):
   zero_grad -- gradients multiplied by 0 (reference code). With SGD momentum mu the parameter still
                moves: the step after a gradient g moves it by lr * mu * g, the n-th by lr * mu^n * g,
                lr * g * mu / (1 - mu) = 9 lr g in all for mu = 0.9 (plus weight decay every step);
@@ -31,7 +31,7 @@ import torch
 from g2d.methods.base import Method
 from g2d.methods.confidence import batch_confidence
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 def total_epochs(taus: Sequence[int]) -> int:
@@ -134,7 +134,6 @@ class SMPGating(Method):
     """
 
     name = "joint_smp"
-    uses_teachers = True
 
     def setup(self, train_confidence: Mapping[str, float] | None) -> None:
         self.ranking = list(self.modalities)

@@ -8,24 +8,18 @@ cache (or computed online). No logit term and, for `umt`, no gradient gating.
 
 from __future__ import annotations
 
-from typing import Any
-
-from g2d.config.params import UMTParams
 from g2d.methods.base import Method
 from g2d.methods.losses import LossParts, feature_loss, task_loss
+from g2d.methods.options import UMTParams
 from g2d.methods.smp import SMPGating
 from g2d.models.student import StudentOutput
-from g2d.training.data import Batch
+from g2d.types import Batch
 
 
 class UMT(Method):
     name = "umt"
-    uses_teachers = True
-    section = "umt"
-
-    def __init__(self, *, options: UMTParams | None = None, **common: Any) -> None:
-        super().__init__(**common)
-        self.options = options or UMTParams()
+    Options = UMTParams
+    options: UMTParams
 
     def loss(self, out: StudentOutput, batch: Batch) -> LossParts:
         if batch.teacher is None:

@@ -2,15 +2,16 @@
 
 Inputs are (B, C, H, W) images/spectrograms or (B, F, C, H, W) frame stacks; frame stacks are
 encoded frame by frame and averaged over time (the paper's visual pathway pools over frames).
-Add an encoder by writing a builder and naming it in `ENCODERS`.
+Add an encoder by writing a builder and naming it in `g2d.models.ENCODERS`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
+
+from g2d.models import ENCODERS
+from g2d.registry import lookup
 
 
 class FramePooling(nn.Module):
@@ -71,19 +72,11 @@ class ResNet18(nn.Module):
         return self.net(x)
 
 
-ENCODERS: dict[str, Callable[[int], nn.Module]] = {
-    "small_cnn": SmallCNN,
-    "resnet18": ResNet18,
-}
-
-
 def build_encoder(name: str, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     """Build encoder `name` for samples of `input_shape` (without batch); return it and its feature size."""
-    if name not in ENCODERS:
-        raise KeyError(f"unknown encoder {name!r}; available: {', '.join(sorted(ENCODERS))}")
     if len(input_shape) == 2:
         raise ValueError(f"encoder {name} needs (C, H, W) or (F, C, H, W) samples, got {input_shape}")
     in_channels = input_shape[-3]
-    backbone = ENCODERS[name](in_channels)
+    backbone = lookup(ENCODERS, name, "encoder").load()(in_channels)
     out_dim = int(backbone.out_dim)  # type: ignore[arg-type]
     return FramePooling(backbone), out_dim

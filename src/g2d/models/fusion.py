@@ -27,16 +27,19 @@ trained model's own response to m alone. That needs no extra parameters or loss 
 unimodal heads would stay untrained under joint or G2D training) and matches masking-based
 mono-modal responses such as AGM's. All fusions take any k >= 2; shared and sum need equal
 feature sizes.
-Add a fusion by writing a module with this forward signature and naming it in `FUSIONS`.
+Add a fusion by writing a module with this forward signature and naming it in `g2d.models.FUSIONS`;
+a fusion with knobs declares `Options`, the dataclass of its params.yaml section.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from g2d.models import fusion_entry
+from g2d.models.options import FiLMParams, GatedParams
 
 
 class LateFusion(nn.Module):
@@ -138,6 +141,7 @@ class FiLMFusion(MixingFusion):
     order) conditioned on the concatenation c of the others' features."""
 
     fusion_name = "film"
+    Options = FiLMParams
 
     def __init__(self, dims: Sequence[int], num_outputs: int, modulated: str = "last") -> None:
         super().__init__(dims)
@@ -156,6 +160,7 @@ class GatedFusion(MixingFusion):
     (`symmetric`, BiGated), or the mean of the others by the first (`one_way`, the reference code)."""
 
     fusion_name = "gated"
+    Options = GatedParams
 
     def __init__(self, dims: Sequence[int], num_outputs: int, form: str = "symmetric") -> None:
         super().__init__(dims)
@@ -188,21 +193,8 @@ class CrossAttentionFusion(MixingFusion):
         return self.head((tokens + attended).flatten(1))
 
 
-FUSIONS: dict[str, Callable[..., nn.Module]] = {
-    "late": LateFusion,
-    "sum": SumFusion,
-    "concat": ConcatFusion,
-    "shared": SharedHeadFusion,
-    "shared_entropy": partial(SharedHeadFusion, weighting="entropy"),
-    "film": FiLMFusion,
-    "gated": GatedFusion,
-    "cross_attention": CrossAttentionFusion,
-}
-
-
 def build_fusion(name: str, dims: Sequence[int], num_outputs: int, **options: Any) -> nn.Module:
-    """Fusion `name` for features of sizes `dims`; `options` are its knobs (params.yaml's section of
-    the same name, for fusions that have one: film, gated)."""
-    if name not in FUSIONS:
-        raise KeyError(f"unknown fusion {name!r}; available: {', '.join(sorted(FUSIONS))}")
-    return FUSIONS[name](dims, num_outputs, **options)
+    """Fusion `name` (g2d.models.FUSIONS) for features of sizes `dims`; `options` are its knobs (its
+    params.yaml section, for fusions that have one: film, gated)."""
+    entry = fusion_entry(name)
+    return entry.load()(dims, num_outputs, **entry.fixed, **options)  # type: ignore[no-any-return]

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import read_meta, read_scores
+from g2d.io.dataset_file import read_meta
+from g2d.io.score_cache import read_scores
 from g2d.io.atomic import write_json
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint

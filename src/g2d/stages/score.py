@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from g2d.config.params import AugmentParams, Params
 from g2d.io.atomic import read_json, write_json
-from g2d.io.hdf5 import SPLITS, TRAIN_VIEWS, SplitData, StreamedSplit, TeacherScores, ViewBank, read_meta, write_scores
+from g2d.io.dataset_file import SPLITS, SplitReader, read_meta
+from g2d.io.score_cache import TRAIN_VIEWS, TeacherScores, ViewBank, write_scores
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.models.student import UnimodalModel
 from g2d.plots import plot_teacher_confidence
@@ -78,7 +79,7 @@ def score_split(teachers: Mapping[str, UnimodalModel], data: SplitTensors, task:
     return scores, metrics
 
 
-def score_views(teachers: Mapping[str, UnimodalModel], train: SplitData | StreamedSplit, bank: ViewBank,
+def score_views(teachers: Mapping[str, UnimodalModel], train: SplitReader, bank: ViewBank,
                 norm: Normalizer, device: torch.device, task: str, params: Params) -> Scored:
     """The teachers' outputs on every view of the bank, stacked (K, N, ...); metrics over all K x N."""
     per_view = []

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
-from g2d.io.hdf5 import TRAIN_VIEWS, read_meta, read_scores, read_view_bank
-from g2d.methods import get_method
+from g2d.io.dataset_file import SplitReader, read_meta
+from g2d.io.score_cache import TRAIN_VIEWS, read_scores, read_view_bank
+from g2d.methods import method_entry
 from g2d.methods.confidence import cached_confidence
-from g2d.pipeline import FUSION_SECTIONS
+from g2d.models import fusion_sections
 from g2d.training import checkpoint
 from g2d.training.augment import BankViews, CropSource, fresh_crops
-from g2d.training.data import Normalizer, Split, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
 from g2d.training.optim import resolve_device
 from g2d.training.student import train_student
@@ -27,12 +28,12 @@ from g2d.training.teacher import load_teachers
 
 def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
     """The params a student run depends on (its resume fingerprint), the method's and fusions' sections included."""
-    section = get_method(method).section
-    extra = {"options": asdict(getattr(params, section))} if section else {}
+    options = params.method_options(method)
+    extra = {"options": asdict(options)} if options is not None else {}
     augment = params.datasets[dataset].augment
     if augment.active:
         extra["augment"] = asdict(augment)
-    fusion_knobs = {name: asdict(getattr(params, name)) for name in FUSION_SECTIONS}
+    fusion_knobs = {name: asdict(params.section(name)) for name in fusion_sections()}
     return {"method": method, **extra, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
             "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs,
             "optimizer": params.optimizer, "init": params.init,
@@ -42,7 +43,7 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
             "device": params.device}
 
 
-def train_crops(params: Params, dataset: str, train: Split, scores_path: Path) -> CropSource | None:
+def train_crops(params: Params, dataset: str, train: SplitReader, scores_path: Path) -> CropSource | None:
     """The student's crops: the bank stored in the score cache (views), fresh ones (online), or none."""
     augment = params.datasets[dataset].augment
     if augment.kind != "views":
@@ -60,7 +61,7 @@ def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, s
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task)
-    uses_teachers = get_method(method).uses_teachers
+    uses_teachers = method_entry(method).teachers
     cached = uses_teachers and params.teacher_cache
     train_scores = read_scores(scores_path, "train")
     workers = params.data.workers

@@ -12,7 +12,7 @@ from pathlib import Path
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
 from g2d.io.atomic_dir import atomic_dir
-from g2d.io.hdf5 import read_meta
+from g2d.io.dataset_file import read_meta
 from g2d.training import checkpoint
 from g2d.training.augment import fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits

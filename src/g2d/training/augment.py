@@ -21,7 +21,8 @@ from typing import Mapping, Protocol, Sequence
 import numpy as np
 
 from g2d.config.params import AugmentParams
-from g2d.io.hdf5 import SplitData, StreamedSplit, ViewBank
+from g2d.io.dataset_file import SplitReader
+from g2d.io.score_cache import ViewBank
 from g2d.transforms.augment import crop_resize, draw_boxes, draw_flips, frame_size
 
 FRESH_STREAM = 0x6A09E667  # generator streams: crops and view choices never share numbers with the shuffle
@@ -90,7 +91,7 @@ class FreshCrops:
         return Crops(boxes=boxes, flip=flip)
 
 
-def fresh_crops(spec: AugmentParams, split: SplitData | StreamedSplit) -> FreshCrops | None:
+def fresh_crops(spec: AugmentParams, split: SplitReader) -> FreshCrops | None:
     """Fresh crops for every row of `split` (a training split), or None when `spec` augments nothing."""
     if not spec.active:
         return None

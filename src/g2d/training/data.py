@@ -2,7 +2,7 @@
 
 Inputs are standardised per modality with the training split's mean and std (so spectrograms and
 uint8 frames need no per-source code); regression targets are min-max scaled to [0, 1] on the
-training split (METHOD.md), and the scaling is stored with every checkpoint.
+training split (docs/method.md), and the scaling is stored with every checkpoint.
 
 Splits are held in memory or streamed from the file (`data.loading`, see `resolve_loading`); the
 statistics are computed in chunks and batches are built by the same code in both modes, so both
@@ -26,10 +26,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from g2d.config.params import DataParams
-from g2d.io.hdf5 import SplitData, StreamedSplit, TeacherScores, open_split
+from g2d.io.dataset_file import SplitReader, open_split
+from g2d.io.score_cache import TeacherScores
 from g2d.training.augment import Crops, CropSource
+from g2d.types import Batch, TeacherBatch
 
-Split = SplitData | StreamedSplit
 STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk of the statistics pass
 
 
@@ -60,7 +61,7 @@ def resolve_loading(data: DataParams, path: str | os.PathLike[str]) -> str:
     return "stream"
 
 
-def open_splits(data: DataParams, path: str | os.PathLike[str], splits: Sequence[str]) -> dict[str, Split]:
+def open_splits(data: DataParams, path: str | os.PathLike[str], splits: Sequence[str]) -> dict[str, SplitReader]:
     """The named splits of a dataset file, held or streamed as `data.loading` decides."""
     loading = resolve_loading(data, Path(path))
     return {split: open_split(path, split, loading) for split in splits}
@@ -71,7 +72,7 @@ def chunk_rows(shape: Sequence[int]) -> int:
     return max(1, STATS_CHUNK_BYTES // (8 * int(np.prod(shape))))
 
 
-def mean_std(split: Split, modality: str) -> tuple[float, float]:
+def mean_std(split: SplitReader, modality: str) -> tuple[float, float]:
     """Mean and std over every value of one modality, in chunks (two passes, as numpy's std)."""
     n, rows = len(split), chunk_rows(split.sample_shape(modality))
     chunks = [np.arange(start, min(start + rows, n)) for start in range(0, n, rows)]
@@ -99,7 +100,7 @@ class Normalizer:
     y_max: float = 1.0
 
     @classmethod
-    def fit(cls, train: Split, task: str) -> "Normalizer":
+    def fit(cls, train: SplitReader, task: str) -> "Normalizer":
         mean, std = {}, {}
         for m in train.modalities:
             mean[m], spread = mean_std(train, m)
@@ -132,24 +133,6 @@ class Normalizer:
         return cls(**d)
 
 
-@dataclass
-class TeacherBatch:
-    """Teacher outputs for the samples of one batch (cached or computed online)."""
-
-    features: dict[str, torch.Tensor]
-    logits: dict[str, torch.Tensor]
-    confidence: dict[str, torch.Tensor]
-    sq_error: dict[str, torch.Tensor] | None = None
-
-
-@dataclass
-class Batch:
-    index: torch.Tensor
-    inputs: dict[str, torch.Tensor]
-    target: torch.Tensor
-    teacher: TeacherBatch | None = None
-
-
 Request = tuple[np.ndarray, Crops | None]  # a batch's rows and, if augmented, their crops
 
 
@@ -157,7 +140,7 @@ class InputReader(Dataset):
     """Standardised input tensors of one batch of rows, cropped first if asked: what DataLoader
     workers compute."""
 
-    def __init__(self, split: Split, norm: Normalizer) -> None:
+    def __init__(self, split: SplitReader, norm: Normalizer) -> None:
         self.split = split
         self.norm = norm
 
@@ -182,7 +165,7 @@ class SplitTensors:
     row then gets the outputs of the view `augment` gave it.
     """
 
-    def __init__(self, split: Split, norm: Normalizer, device: torch.device,
+    def __init__(self, split: SplitReader, norm: Normalizer, device: torch.device,
                  teacher: Mapping[str, TeacherScores] | None = None, workers: int = 0,
                  augment: CropSource | None = None,
                  teacher_views: Mapping[str, TeacherScores] | None = None) -> None:

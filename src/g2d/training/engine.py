@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from g2d.training import checkpoint
-from g2d.training.data import Batch, SplitTensors
+from g2d.training.data import SplitTensors
+from g2d.types import Batch
 
 
 class Stateful(Protocol):

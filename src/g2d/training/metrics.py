@@ -1,4 +1,4 @@
-"""Metrics on numpy arrays: accuracy and macro-F1, MAPE and R^2 (METHOD.md's definitions)."""
+"""Metrics on numpy arrays: accuracy and macro-F1, MAPE and R^2 (defined in docs/evaluation.md)."""
 
 from __future__ import annotations
 

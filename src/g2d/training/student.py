@@ -8,13 +8,14 @@ from typing import Mapping
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import DatasetMeta
+from g2d.io.dataset_file import DatasetMeta
 from g2d.methods import get_method
 from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.methods.smp import total_epochs
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, initialise
-from g2d.training.data import Batch, SplitTensors, TeacherBatch
+from g2d.training.data import SplitTensors
+from g2d.types import Batch, TeacherBatch
 from g2d.training.engine import FitResult, StepFn, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
 from g2d.training.predict import predict_student
@@ -45,11 +46,9 @@ def build_student(state: Mapping, device: torch.device) -> MultimodalStudent:
 
 def make_method(params: Params, name: str, meta: DatasetMeta) -> Method:
     """The method `name`, given the shared settings and, if it has one, its own params section."""
-    cls = get_method(name)
-    taus = params.taus(len(meta.modalities))
-    options = {"options": getattr(params, cls.section)} if cls.section else {}
-    return cls(modalities=meta.modalities, task=meta.task, taus=taus, alpha=params.alpha, beta=params.beta,
-               temperature=params.temperature, smp=params.smp, **options)
+    return get_method(name)(modalities=meta.modalities, task=meta.task, taus=params.taus(len(meta.modalities)),
+                            alpha=params.alpha, beta=params.beta, temperature=params.temperature, smp=params.smp,
+                            options=params.method_options(name))
 
 
 def modality_metrics(task: str, out: StudentOutput, target: torch.Tensor, prefix: str) -> dict[str, float]:

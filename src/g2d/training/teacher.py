@@ -8,12 +8,13 @@ from typing import Any
 import torch
 
 from g2d.config.params import Params
-from g2d.io.hdf5 import DatasetMeta
+from g2d.io.dataset_file import DatasetMeta
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
 from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
-from g2d.training.data import Batch, SplitTensors
+from g2d.training.data import SplitTensors
+from g2d.types import Batch
 from g2d.training.engine import FitResult, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
 

@@ -1,4 +1,4 @@
-"""The one HDF5 schema every dataset source writes and every training stage reads.
+"""The dataset file: the one HDF5 schema every dataset source writes and every training stage reads.
 
 Layout of a preprocessed dataset file (`data/processed/<dataset>.h5`)::
 
@@ -14,24 +14,11 @@ Rows are aligned across a split's arrays. Arrays are chunked one sample per chun
 per-sample reads never decode neighbours (measured: with h5py, reading a shuffled batch row by row
 costs the same with one row or 64 KiB per chunk, even for 784-byte MNIST images).
 
-A split is read in one of two ways, with the same interface (`modalities`, `labels`,
-`sample_shape`, `read`): `load_split` holds it in memory, `StreamedSplit` reads each batch
-from the file when it is asked for, so memory does not grow with the dataset.
-
-Teacher score caches (`<run>/scores.h5`) use the same split groups::
-
-    /<split>/<modality>/features    float32 (N, D) teacher encoder features
-    /<split>/<modality>/logits      float32 (N, C) teacher logits (C = 1 for regression)
-    /<split>/<modality>/confidence  float32 (N,) per-sample confidence (Eq. 5 before the batch mean)
-    /<split>/<modality>/sq_error    float32 (N,) regression only: squared error on the [0, 1] scale
-
-With `augment.kind: views`, the cache also holds the view bank and each teacher's outputs on every
-view, for the augmented modalities only (the others' teachers see the same input in every view)::
-
-    /train_views/                   attrs: views (K), augment (JSON params) and seed that drew the bank
-    /train_views/<modality>/boxes   int32 (K, N, 4) crop boxes (top, left, height, width), stored pixels
-    /train_views/<modality>/flip    bool (K, N) horizontal flips
-    /train_views/<modality>/features, logits, confidence[, sq_error]   as above, (K, N, ...)
+A split is read through one interface, `SplitReader` (`modalities`, `labels`, `sample_shape`,
+`read`, `close`), in one of two ways: `load_split` holds it in memory (`SplitData`), `StreamedSplit`
+reads each batch from the file when it is asked for, so memory does not grow with the dataset.
+Every reader checks the file's `schema_version` first. The teachers' score cache is another file
+with its own version: g2d.io.score_cache.
 """
 
 from __future__ import annotations
@@ -40,17 +27,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import h5py
 import numpy as np
 
+from g2d.io import check_schema_version
 from g2d.io.atomic import atomic_path
 
 SCHEMA_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-TRAIN_VIEWS = "train_views"  # the score cache's group of teacher outputs per view of the training split
 TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+def check_version(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> None:
+    """Fail, naming the file and the fix, unless it is a dataset file of this g2d's schema version."""
+    check_schema_version(path, attrs, SCHEMA_VERSION, "dataset file", "preprocess")
 
 
 @dataclass(frozen=True)
@@ -68,6 +60,28 @@ class DatasetMeta:
     def num_outputs(self) -> int:
         """Width of a head: one logit per class, or one output for regression."""
         return len(self.class_names) if self.task == "classification" else 1
+
+
+@runtime_checkable
+class SplitReader(Protocol):
+    """One split of a dataset file, however it is held: what batching, statistics and cropping read."""
+
+    labels: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    @property
+    def modalities(self) -> list[str]: ...
+
+    def sample_shape(self, modality: str) -> tuple[int, ...]: ...
+
+    def read(self, modality: str, index: np.ndarray) -> np.ndarray:
+        """Rows `index` of one modality, in the order given, as stored (no conversion)."""
+        ...
+
+    def close(self) -> None:
+        """Release any file handle (before forking DataLoader workers); a later read reopens it."""
+        ...
 
 
 @dataclass
@@ -109,6 +123,7 @@ class StreamedSplit:
         self.path = Path(path)
         self.split = split
         with h5py.File(self.path, "r") as h5:
+            check_version(self.path, h5.attrs)
             if split not in h5:
                 raise ValueError(f"{path}: no split {split!r}")
             group = h5[split]
@@ -162,7 +177,7 @@ class StreamedSplit:
         return {**self.__dict__, "_h5": None, "_pid": -1}
 
 
-def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitData | StreamedSplit:
+def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitReader:
     """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`)."""
     if loading == "memory":
         return load_split(path, split)
@@ -302,14 +317,10 @@ class DatasetWriter:
 
 
 def read_meta(path: str | os.PathLike[str]) -> DatasetMeta:
-    """Read a dataset file's attributes, failing with the file name if it is not ours."""
+    """Read a dataset file's attributes, failing with the file name if it is not ours or not this version."""
     with h5py.File(path, "r") as h5:
+        check_version(path, h5.attrs)
         attrs = h5.attrs
-        if "schema_version" not in attrs:
-            raise ValueError(f"{path}: not a g2d dataset file (no schema_version attribute)")
-        if int(attrs["schema_version"]) != SCHEMA_VERSION:
-            raise ValueError(f"{path}: schema version {attrs['schema_version']}, this g2d reads {SCHEMA_VERSION}; "
-                             "rerun the preprocess stage")
         return DatasetMeta(
             dataset=str(attrs["dataset"]),
             source=str(attrs["source"]),
@@ -325,6 +336,7 @@ def load_split(path: str | os.PathLike[str], split: str, modalities: Sequence[st
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     with h5py.File(path, "r") as h5:
+        check_version(path, h5.attrs)
         if split not in h5:
             raise ValueError(f"{path}: no split {split!r}")
         group = h5[split]
@@ -333,89 +345,3 @@ def load_split(path: str | os.PathLike[str], split: str, modalities: Sequence[st
         labels = group["labels"][()]
         ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in group["ids"][()]]
     return SplitData(inputs=inputs, labels=labels, ids=ids)
-
-
-@dataclass
-class TeacherScores:
-    """Cached outputs of one frozen teacher on one split, row-aligned with the dataset file."""
-
-    features: np.ndarray
-    logits: np.ndarray
-    confidence: np.ndarray
-    sq_error: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ViewBank:
-    """K stored augmented views of every training row, per augmented modality: crop boxes
-    (top, left, height, width) in stored pixels, (K, N, 4) int32, and horizontal flips, (K, N) bool."""
-
-    boxes: dict[str, np.ndarray]
-    flip: dict[str, np.ndarray]
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.boxes)
-
-    @property
-    def views(self) -> int:
-        return int(next(iter(self.boxes.values())).shape[0])
-
-    @property
-    def rows(self) -> int:
-        return int(next(iter(self.boxes.values())).shape[1])
-
-
-def write_scores(path: str | os.PathLike[str], scores: Mapping[str, Mapping[str, TeacherScores]],
-                 attrs: Mapping[str, Any], bank: ViewBank | None = None,
-                 bank_attrs: Mapping[str, Any] | None = None) -> None:
-    """Write the teacher cache {split: {modality: TeacherScores}} atomically; with `bank`, also its
-    boxes and flips beside the per-view outputs (`scores[TRAIN_VIEWS]`, arrays (K, N, ...))."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        _write_attrs(h5, attrs)
-        if bank is not None:
-            group = h5.create_group(TRAIN_VIEWS)
-            _write_attrs(group, {"views": bank.views, **(bank_attrs or {})})
-            for modality in bank.modalities:
-                group[f"{modality}/boxes"] = bank.boxes[modality].astype(np.int32)
-                group[f"{modality}/flip"] = bank.flip[modality].astype(bool)
-        for split, per_mod in scores.items():
-            for modality, s in per_mod.items():
-                group = h5.require_group(f"{split}/{modality}")
-                group["features"] = s.features.astype(np.float32)
-                group["logits"] = s.logits.astype(np.float32)
-                group["confidence"] = s.confidence.astype(np.float32)
-                if s.sq_error is not None:
-                    group["sq_error"] = s.sq_error.astype(np.float32)
-
-
-def _write_attrs(node: h5py.Group, attrs: Mapping[str, Any]) -> None:
-    for key, value in attrs.items():
-        node.attrs[key] = json.dumps(value) if not isinstance(value, (str, int, float)) else value
-
-
-def read_view_bank(path: str | os.PathLike[str]) -> ViewBank | None:
-    """The view bank stored in a score cache, or None if the cache has none (no `augment.kind: views`)."""
-    with h5py.File(path, "r") as h5:
-        if TRAIN_VIEWS not in h5:
-            return None
-        group = h5[TRAIN_VIEWS]
-        return ViewBank(boxes={m: g["boxes"][()] for m, g in group.items()},
-                        flip={m: g["flip"][()] for m, g in group.items()})
-
-
-def read_scores(path: str | os.PathLike[str], split: str) -> dict[str, TeacherScores]:
-    """Read the teacher cache of one split: {modality: TeacherScores}."""
-    with h5py.File(path, "r") as h5:
-        if split not in h5:
-            raise ValueError(f"{path}: no cached teacher scores for {split!r}; rerun the score stage"
-                             + (" with datasets.<name>.augment.kind: views" if split == TRAIN_VIEWS else ""))
-        out = {}
-        for modality, group in h5[split].items():
-            out[modality] = TeacherScores(
-                features=group["features"][()],
-                logits=group["logits"][()],
-                confidence=group["confidence"][()],
-                sq_error=group["sq_error"][()] if "sq_error" in group else None,
-            )
-    return out

@@ -1,0 +1,119 @@
+"""What every dataset source does with its decoded samples, in one place.
+
+A source finds its raw inputs and decodes them into `Sample`s (or `Skipped` records naming the file
+at fault, so one bad input never stops the stage); `write_dataset` does the rest: it appends the
+samples to the dataset file in the order given, with progress, collects the skips, writes the
+`<dataset>.report.json` and fails without a dataset file if too many inputs were lost or a split
+came out empty. The file appears only once complete (DatasetWriter writes it atomically).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from g2d.datasets import RawDataError
+from g2d.io.atomic import write_json
+from g2d.io.dataset_file import DatasetMeta, DatasetWriter
+
+SHOWN_SKIPS = 5
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample left out of the dataset, the file at fault and why."""
+
+    clip: str
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One decoded sample: its split, its array per modality, its label and the source's id for it."""
+
+    split: str
+    arrays: Mapping[str, np.ndarray]
+    label: int | float
+    id: str
+
+
+Report = Callable[[Mapping[str, int], Sequence[Skipped]], dict[str, Any]]  # (rows per split, skips) -> report
+
+
+def write_dataset(meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...], str]],
+                  samples: Iterator[Sample | Skipped], *, total: int, unit: str, out_path: str | os.PathLike[str],
+                  report_path: str | os.PathLike[str], report: Report, found: int, what: str,
+                  max_skipped_fraction: float, skipped: Sequence[Skipped] = ()) -> dict[str, Any]:
+    """Write the dataset file of `samples` (in order; `total` of them, counted in `unit`s for the
+    progress bar) and the report `report(counts, skips)`; return the report.
+
+    `skipped` are inputs left out before decoding; with the skipped samples they must stay within
+    `max_skipped_fraction` of the `found` inputs (`what`, e.g. "CREMA-D clips"), and every split needs
+    a sample, or the report is written, the dataset file is not, and RawDataError names the problem.
+    A generator of samples is closed when writing ends or fails (stopping its worker processes).
+    """
+    lost = list(skipped)
+    try:
+        with DatasetWriter(out_path, meta, shapes) as writer:
+            progress = tqdm(samples, total=total, desc=f"{meta.dataset}: {unit}s", unit=unit, file=sys.stderr)
+            for outcome in progress:
+                if isinstance(outcome, Skipped):
+                    lost.append(outcome)
+                else:
+                    writer.append(outcome.split, outcome.arrays, outcome.label, outcome.id)
+            counts = writer.counts()
+            out = report(counts, lost)
+            write_json(report_path, out)
+            check_skipped(meta.dataset, what, found, lost, max_skipped_fraction, report_path)
+            empty = [s for s, n in counts.items() if n == 0]
+            if empty:
+                raise RawDataError(f"splits {empty} of {meta.dataset} have no usable {unit} (see {report_path}); "
+                                   f"add data or change datasets.{meta.dataset}.preprocess.split")
+    finally:
+        close = getattr(samples, "close", None)
+        if callable(close):
+            close()
+    return out
+
+
+def skip_fields(found: int, skipped: Sequence[Skipped]) -> dict[str, Any]:
+    """The report's `skipped` list and `skipped_fraction` of the `found` inputs."""
+    return {"skipped": [dataclasses.asdict(s) for s in skipped],
+            "skipped_fraction": len(skipped) / found if found else 0.0}
+
+
+def preprocessing_record(source: str, params: Any, **extra: Any) -> dict[str, Any]:
+    """What made a dataset file (its `preprocessing` attribute): the source, its params minus `workers`,
+    which never changes the output, and `extra` (e.g. the resolved format)."""
+    record = dataclasses.asdict(params)
+    del record["workers"]
+    return {"source": source, **record, **extra}
+
+
+def reason(exc: Exception, path: str | os.PathLike[str]) -> str:
+    """The exception's message without the file name it starts with (the report has its own column)."""
+    message = str(exc)
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else f"{type(exc).__name__}: {message}"
+
+
+def check_skipped(dataset: str, what: str, found: int, skipped: Sequence[Skipped | Mapping[str, Any]],
+                  limit: float, report_path: str | os.PathLike[str]) -> None:
+    """Fail, naming the first bad files, if more than `limit` of the `found` inputs (`what`) are unusable."""
+    fraction = len(skipped) / found if found else 0.0
+    if fraction <= limit:
+        return
+    rows = [s if isinstance(s, Mapping) else vars(s) for s in skipped[:SHOWN_SKIPS]]
+    shown = "\n".join(f"  {s['file']}: {s['reason']}" for s in rows)
+    more = f"\n  ... and {len(skipped) - SHOWN_SKIPS} more" if len(skipped) > SHOWN_SKIPS else ""
+    raise RawDataError(
+        f"{len(skipped)} of {found} {what} ({fraction:.1%}) could not be used, more than "
+        f"datasets.{dataset}.preprocess.max_skipped_fraction = {limit}:\n{shown}{more}\nThe full list is in "
+        f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; no dataset file was written.")

@@ -1,0 +1,86 @@
+"""The options of the training methods: one dataclass per params.yaml section a method reads.
+
+They live apart from the methods' torch code so that validating params never imports torch: the
+method registry (g2d.methods.METHODS) holds each method's options class and only the import path of
+its implementation, which declares the same class as `Options`. SMPParams is the `smp` section,
+read by every SMP method (g2d, joint_smp, umt_smp) and by `g2d check`'s warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from g2d.config.schema import require
+
+
+@dataclass(frozen=True)
+class SMPParams:
+    """The choices the paper leaves open for Sequential Modality Prioritization, and which parameters of
+    a suppressed encoder kappa reaches: `all` (the paper's Eq. 8) or `conv` (the reference code: 4-D
+    conv weights only, so normalisation layers and biases keep training)."""
+
+    ranking: Literal["batch", "global"] = "batch"
+    suppression: Literal["zero_grad", "freeze", "partial"] = "zero_grad"
+    gate: Literal["all", "conv"] = "all"
+
+
+@dataclass(frozen=True)
+class OGMGEParams:
+    """OGM-GE (Peng et al., CVPR 2022): alpha 0.1 and the modulation window follow the official scripts'
+    example (`--modulation_starts 0 --modulation_ends 50 --alpha 0.1`; their README recommends 0.8 on
+    CREMA-D, 0.1 on VGGSound: set it per dataset in `datasets.<name>.student`). The official window is
+    0-based and inclusive, `0 <= epoch <= 50`: 51 epochs. g2d's epochs are 1-based and inclusive, so
+    the same 51 epochs are start 1, end 51. ge adds the Gaussian-noise enhancement."""
+
+    alpha: float = 0.1
+    start: int = 1
+    end: int = 51
+    ge: bool = True
+
+    def validate(self, where: str) -> None:
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+        require(self.start >= 1, f"{where}.start", "must be an epoch >= 1 (epochs are 1-based)")
+        require(self.end >= self.start, f"{where}.end", f"must be >= start ({self.start})")
+
+
+@dataclass(frozen=True)
+class UMTParams:
+    """UMT (Du et al.): weight of the feature-distillation term; 1.0 = G2D's alpha, for equal terms."""
+
+    weight: float = 1.0
+
+    def validate(self, where: str) -> None:
+        require(self.weight >= 0, f"{where}.weight", "must be non-negative")
+
+
+@dataclass(frozen=True)
+class MLAParams:
+    """MLA (Zhang et al., CVPR 2024): how unimodal outputs of the shared head are mixed at inference
+    (entropy: the paper's test-time uncertainty-based fusion; fixed: equal weights)."""
+
+    inference: Literal["entropy", "fixed"] = "entropy"
+
+
+@dataclass(frozen=True)
+class MMParetoParams:
+    """MMPareto (Wei & Hu, ICML 2024): gamma 1.5, the paper's scale of the combined gradient; rescale:
+    tensor (the official code: per parameter tensor, scaled up to |g_mm + g_uni| when smaller, never
+    down) or encoder (the whole encoder's gradient scaled up or down to that norm)."""
+
+    gamma: float = 1.5
+    rescale: Literal["tensor", "encoder"] = "tensor"
+
+    def validate(self, where: str) -> None:
+        require(self.gamma > 0, f"{where}.gamma", "must be positive")
+
+
+@dataclass(frozen=True)
+class AGMParams:
+    """AGM (Li et al., ICCV 2023): alpha, the strength of the modulation (tuned per dataset in the
+    paper; 0.1 is our default, not a published value)."""
+
+    alpha: float = 0.1
+
+    def validate(self, where: str) -> None:
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
