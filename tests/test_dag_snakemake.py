@@ -1,9 +1,10 @@
-"""The whole DAG through Snakemake on the tiny preset, which jobs a tau1 change reruns (and that a
-change of `data` reruns none), then every method and every ablation (config/presets/ablations-tiny.yaml)
-on the same teachers; then which jobs an edit of the code reruns."""
+"""The whole DAG through Snakemake on the tiny preset and its HTML report, which jobs a tau1 change
+reruns (and that a change of `data` reruns none), then every method and every ablation
+(config/presets/ablations-tiny.yaml) on the same teachers; then which jobs an edit of the code reruns."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -20,6 +21,12 @@ def job_counts(output: str) -> dict[str, int]:
     table = output.split("Job stats:", 1)[1]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M)
             if m.group(1) != "total"}
+
+
+def report_files(html: str) -> dict[str, bytes]:
+    """The files a Snakemake HTML report embeds (as base64 data URIs), by file name."""
+    return {m.group(1): base64.b64decode(m.group(2))
+            for m in re.finditer(r"data:[\w/+.-]+(?:;charset=[\w-]+)?;filename=([^;\"]+);base64,([A-Za-z0-9+/=]+)", html)}
 
 
 def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
@@ -47,6 +54,16 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
     again = run(smk + ["-n"], proj)
     assert "Nothing to be done" in again.stdout + again.stderr
     assert "demo/seed0/g2d: test " in (proj / "logs/evaluate/demo-0-g2d.log").read_text()  # each job's output
+
+    # Snakemake's HTML report carries the report's tables and figures, embedded in the one file
+    run(smk + ["--report", "report.html"], proj)
+    embedded = report_files((proj / "report.html").read_text())
+    assert embedded["report.md"] == (proj / "reports/report.md").read_bytes()
+    assert "| Multi (fused) |" in embedded["report.md"].decode()
+    assert embedded["summary.json"] == (proj / "reports/summary.json").read_bytes()
+    figures = {p.name for p in (proj / "reports/figures").glob("*.png")}
+    assert figures and figures <= set(embedded)
+    assert all(embedded[name].startswith(b"\x89PNG") for name in figures)
 
     # what only changes speed (loading mode, DataLoader and preprocessing workers) reruns nothing
     (proj / "speed.yaml").write_text(json.dumps({"data": {"loading": "stream", "workers": 2, "memory_fraction": 0.1},

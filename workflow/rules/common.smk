@@ -30,9 +30,18 @@ stage_log = RULES.log
 stage_shell = RULES.shell
 
 
-def stage_outputs(name):
-    """The stage's outputs, folders marked as such."""
-    return [directory(p) if p in pipeline.DIRECTORIES else p for p in RULES.outputs(name)]
+def stage_outputs(name, reported=None):
+    """The stage's outputs, folders marked as such; `reported` maps an output to the keyword arguments
+    of report(), which puts it in Snakemake's HTML report (snakemake --report report.html)."""
+    reported = reported or {}
+    unknown = set(reported) - set(RULES.outputs(name))
+    if unknown:
+        raise ValueError(f"stage {name!r}: reported {sorted(unknown)} are not among its outputs")
+    out = []
+    for path in RULES.outputs(name):
+        target = directory(path) if path in pipeline.DIRECTORIES else path
+        out.append(report(target, **reported[path]) if path in reported else target)
+    return out
 
 
 # Raw data the pipeline does not generate must exist before anything runs; say what is expected.
