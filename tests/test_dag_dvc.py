@@ -89,13 +89,15 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
 
     # the code: a method's module makes the student-side stages stale (the report follows them on
     # `dvc repro`: `dvc status` lists the stages whose own deps changed); a teacher stage's module the
-    # teachers; the CREMA-D source (which the demo is written in) the demo's generation and preprocessing
+    # teachers; the CREMA-D source (which the demo is written in) the demo's generation and preprocessing;
+    # another source (AV-MNIST) preprocessing too, as DVC cannot tell which source a dataset uses
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "ablations"], proj)
     students = {f"{stage}@demo-0-{m}" for stage in ("train_student", "evaluate") for m in wanted["methods"]}
     for path, stale in (("methods/g2d.py", students | {f"ablate@demo-0-{a}" for a in wanted["ablations"]}),
                         ("stages/train_teachers.py", {"train_teachers@demo-0"}),
-                        ("datasets/cremad.py", {"generate_demo", "preprocess@demo"})):
+                        ("datasets/cremad.py", {"generate_demo", "preprocess@demo"}),
+                        ("datasets/avmnist/build.py", {"preprocess@demo"})):
         with (proj / "src/g2d" / path).open("a") as module:
             module.write("\n# edited\n")
         assert set(json.loads(run(["dvc", "status", "--json"], proj).stdout)) == stale, path

@@ -106,8 +106,13 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
     changed = run(with_ablations + ["-n", "--config", "tau1=2"], proj)
     assert job_counts(changed.stdout + changed.stderr) == student_side
 
-    # the code: a method's module reruns the student side only; a teacher stage's module the teachers
-    # onward; the CREMA-D source (which the demo is written in) everything from the demo's raw files on
+    # the code: another source's (AV-MNIST's) reruns nothing here; a method's module reruns the student
+    # side only; a teacher stage's module the teachers onward; the CREMA-D source (which the demo is
+    # written in) everything from the demo's raw files on
+    with (proj / "src/g2d/datasets/avmnist/build.py").open("a") as module:
+        module.write("\n# edited\n")
+    edited = run(with_ablations + ["-n"], proj)
+    assert "Nothing to be done" in edited.stdout + edited.stderr
     for path, stale in (("methods/g2d.py", student_side),
                         ("stages/train_teachers.py", {**student_side, "train_teachers": 1, "score": 1}),
                         ("datasets/cremad.py", {**student_side, "train_teachers": 1, "score": 1, "preprocess": 1,

@@ -29,6 +29,20 @@ def test_dvc_yaml_is_generated_from_the_pipeline():
     assert not changes, f"dvc.yaml differs from what src/g2d/pipeline.py gives: run `{dvc_yaml.COMMAND}`\n{changes}"
 
 
+def test_g2d_dvc_yaml_writes_and_checks(tmp_path, capsys):
+    from g2d.cli import main
+
+    out = tmp_path / "dvc.yaml"
+    assert main(["dvc-yaml", "--out", str(out), "--check"]) == 1  # missing
+    assert main(["dvc-yaml", "--out", str(out)]) == 0
+    assert out.read_text() == (ROOT / "dvc.yaml").read_text()
+    assert main(["dvc-yaml", "--out", str(out), "--check"]) == 0
+    out.write_text(out.read_text().replace("      - tau1\n", "", 1))
+    capsys.readouterr()
+    assert main(["dvc-yaml", "--out", str(out), "--check"]) == 1
+    assert "+      - tau1" in capsys.readouterr().err  # the diff says what regenerating adds back
+
+
 def dvc_to_pipeline(text: str) -> str:
     """DVC's ${item.x} / ${key} as the {x} placeholders of g2d.pipeline."""
     return re.sub(r"\$\{item\.(\w+)\}", r"{\1}", text.replace("${key}", "{dataset}"))
