@@ -9,7 +9,8 @@ section as `options`; a method that needs a particular fusion says so in `studen
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -32,9 +33,18 @@ class Method:
     name = "joint"
     Options: ClassVar[type | None] = None  # the dataclass of this method's params.yaml section, if it has knobs
 
-    def __init__(self, *, modalities: Sequence[str], task: str, taus: Sequence[int], alpha: float = 1.0,
-                 beta: float = 1.0, temperature: float = 1.0, smp: SMPParams | None = None,
-                 options: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        modalities: Sequence[str],
+        task: str,
+        taus: Sequence[int],
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        temperature: float = 1.0,
+        smp: SMPParams | None = None,
+        options: Any = None,
+    ) -> None:
         self.modalities = list(modalities)
         self.task = task
         self.taus = tuple(taus)
@@ -57,8 +67,9 @@ class Method:
         """Change gradients after backward(); `out` is the step's forward pass. Return what to log."""
         return {}
 
-    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
-                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+    def train_step(
+        self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[dict[str, float], StudentOutput]:
         out = model(batch.inputs)
         parts = self.loss(out, batch)
         optimizer.zero_grad(set_to_none=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +46,17 @@ class LossParts:
         return out
 
 
-def g2d_loss(fused: torch.Tensor, student_features: Mapping[str, torch.Tensor], target: torch.Tensor,
-             teacher_features: Mapping[str, torch.Tensor], teacher_logits: Mapping[str, torch.Tensor],
-             task: str, alpha: float, beta: float, temperature: float) -> LossParts:
+def g2d_loss(
+    fused: torch.Tensor,
+    student_features: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    teacher_features: Mapping[str, torch.Tensor],
+    teacher_logits: Mapping[str, torch.Tensor],
+    task: str,
+    alpha: float,
+    beta: float,
+    temperature: float,
+) -> LossParts:
     """Eq. 4: L_task + alpha * sum_m L_feat^m + beta * sum_m L_logit^m (l_s = the fused logits)."""
     l_task = task_loss(fused, target, task)
     feat = {m: feature_loss(student_features[m], teacher_features[m]) for m in teacher_features}

@@ -12,9 +12,10 @@ import copy
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -57,10 +58,24 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, train: SplitTensors,
-        step: StepFn, evaluate: EvalFn, epochs: int, batch_size: int, seed: int, select_key: str,
-        select_mode: str, resume_dir: Path, fingerprint: str, desc: str,
-        method_state: Stateful | None = None) -> FitResult:
+def fit(
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    train: SplitTensors,
+    step: StepFn,
+    evaluate: EvalFn,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    select_key: str,
+    select_mode: str,
+    resume_dir: Path,
+    fingerprint: str,
+    desc: str,
+    method_state: Stateful | None = None,
+) -> FitResult:
     """Train for `epochs`, keeping the state with the best `select_key` on validation."""
     resume_file = resume_dir / "last.pt"
     history: list[dict[str, Any]] = []
@@ -83,8 +98,15 @@ def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
             print(f"{desc}: resuming after epoch {state['epoch']} from {resume_file}", file=sys.stderr)
         else:
             print(f"{desc}: ignoring {resume_file}: it belongs to other settings or inputs", file=sys.stderr)
-    bar = tqdm(range(start, epochs + 1), desc=desc, initial=start - 1, total=epochs, unit="epoch",
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        range(start, epochs + 1),
+        desc=desc,
+        initial=start - 1,
+        total=epochs,
+        unit="epoch",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
         model.train()
         sums: dict[str, float] = {}
@@ -109,12 +131,22 @@ def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        checkpoint.save(resume_file, {
-            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-            "method": method_state.state_dict() if method_state is not None else None, "rng": _rng_state(),
-            "history": history, "best_state": best_state, "best_epoch": best_epoch, "best_value": best_value,
-        })
+        checkpoint.save(
+            resume_file,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "method": method_state.state_dict() if method_state is not None else None,
+                "rng": _rng_state(),
+                "history": history,
+                "best_state": best_state,
+                "best_epoch": best_epoch,
+                "best_value": best_value,
+            },
+        )
         bar.set_postfix({select_key: f"{value:.3f}", "best": f"{best_value:.3f}@{best_epoch}"})
     bar.close()
     return FitResult(best_state=best_state, best_epoch=best_epoch, history=history)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -19,8 +20,9 @@ def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) ->
 
 def build_scheduler(params: Params, optimizer: torch.optim.Optimizer) -> Any:
     if params.scheduler.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.scheduler.step_size,
-                                               gamma=params.scheduler.gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=params.scheduler.step_size, gamma=params.scheduler.gamma
+        )
     return None
 
 
