@@ -84,3 +84,27 @@ class AGMParams:
 
     def validate(self, where: str) -> None:
         require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+
+
+@dataclass(frozen=True)
+class DLMGParams:
+    """DLMG (Yang, Wan, Jiang and Xu, NeurIPS 2024): the weight a1(e) of the classification loss against
+    the alignment loss, piecewise-linear through the anchors (`epochs`, `a1`): the values of the official
+    code's schedule at its epochs 0, 100 and 199 (of 200). stretch: map our 1-based epochs 1..E onto the
+    anchors' span (0..199), so a shorter run sees the whole schedule; false: epoch e is the code's e - 1."""
+
+    epochs: tuple[int, ...] = (0, 100, 199)
+    a1: tuple[float, ...] = (0.205, 0.539, 0.916)
+    stretch: bool = True
+
+    def validate(self, where: str) -> None:
+        require(len(self.epochs) >= 1, f"{where}.epochs", "needs at least one anchor epoch")
+        require(
+            len(self.a1) == len(self.epochs), f"{where}.a1", f"needs one value per anchor epoch ({len(self.epochs)})"
+        )
+        require(
+            all(b > a for a, b in zip(self.epochs, self.epochs[1:])) and self.epochs[0] >= 0,
+            f"{where}.epochs",
+            "must be increasing epochs >= 0",
+        )
+        require(all(0 <= a <= 1 for a in self.a1), f"{where}.a1", "must lie in [0, 1]")

@@ -87,7 +87,8 @@ def run(
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task)
-    uses_teachers = method_entry(method).teachers
+    entry = method_entry(method)
+    uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache
     train_scores = read_scores(scores_path, "train")
     workers = params.data.workers
@@ -103,10 +104,12 @@ def run(
         teacher_views=views,
     )
     val = SplitTensors(splits["val"], norm, device, workers=workers)
-    teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
+    online = uses_teachers and not cached
+    loaded = load_teachers(teachers_dir, list(meta.modalities), device) if online or entry.teacher_weights else None
+    teachers = loaded if online else None
     train_conf = {m: cached_confidence(s.confidence, s.sq_error, meta.task) for m, s in train_scores.items()}
     settings = {**student_settings(params, dataset, method, len(meta.modalities)), "seed": seed}
-    inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if teachers else [])
+    inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if loaded else [])
     resume_dir = resume_root / method
     state, result = train_student(
         params,
@@ -120,6 +123,7 @@ def run(
         train_conf,
         resume_dir,
         checkpoint.fingerprint(settings, inputs),
+        teacher_models=loaded if entry.teacher_weights else None,
     )
     checkpoint.save(student_path, state)
     write_json(log_path, result.history)

@@ -12,7 +12,7 @@ import copy
 import random
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +40,12 @@ class FitResult:
 
 StepFn = Callable[[Batch, int], dict[str, float]]
 EvalFn = Callable[[], dict[str, float]]
+BatchesFn = Callable[[], Iterator[Batch]]
+# Per-epoch callbacks: before an epoch's steps (given that epoch's batches, e.g. for prototypes) and after its
+# validation and model selection (given the epoch's record, e.g. to stop a modality or change its learning rate).
+# What they return is logged in the epoch's record.
+BeginEpochFn = Callable[[int, BatchesFn], dict[str, float]]
+EndEpochFn = Callable[[int, dict[str, Any]], dict[str, float]]
 
 
 def seed_everything(seed: int) -> None:
@@ -75,8 +81,11 @@ def fit(
     fingerprint: str,
     desc: str,
     method_state: Stateful | None = None,
+    begin_epoch: BeginEpochFn | None = None,
+    end_epoch: EndEpochFn | None = None,
 ) -> FitResult:
-    """Train for `epochs`, keeping the state with the best `select_key` on validation."""
+    """Train for `epochs`, keeping the state with the best `select_key` on validation; `begin_epoch` and
+    `end_epoch` are the per-epoch callbacks of methods that act between epochs (their state is `method_state`)."""
     resume_file = resume_dir / "last.pt"
     history: list[dict[str, Any]] = []
     best_state = copy.deepcopy(model.state_dict())
@@ -108,10 +117,15 @@ def fit(
         dynamic_ncols=True,
     )
     for epoch in bar:
+
+        def batches(epoch: int = epoch) -> Iterator[Batch]:
+            return train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch)
+
+        before = begin_epoch(epoch, batches) if begin_epoch is not None else {}
         model.train()
         sums: dict[str, float] = {}
         seen = 0
-        for batch in train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch):
+        for batch in batches():
             logs = step(batch, epoch)
             n = len(batch.index)
             seen += n
@@ -119,6 +133,7 @@ def fit(
                 sums[key] = sums.get(key, 0.0) + value * n
         record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
+        record.update(before)
         model.eval()
         with torch.no_grad():
             record.update(evaluate())
@@ -128,6 +143,8 @@ def fit(
             best_value, best_epoch = value, epoch
             best_state = copy.deepcopy(model.state_dict())
         record["best_epoch"] = best_epoch
+        if end_epoch is not None:
+            record.update(end_epoch(epoch, record))
         history.append(record)
         if scheduler is not None:
             scheduler.step()

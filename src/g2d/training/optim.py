@@ -10,7 +10,11 @@ import torch
 from g2d.config.params import Params
 
 
-def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Params, parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
+) -> torch.optim.Optimizer:
+    """The configured optimizer over `parameters`, or over parameter groups (dicts with "params" and, where
+    a method sets them, their own "lr" or other keys; params' values are the defaults)."""
     if params.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
     if params.optimizer == "adamw":

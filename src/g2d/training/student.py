@@ -12,6 +12,7 @@ from g2d.io.dataset_file import DatasetMeta
 from g2d.methods import get_method
 from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error
+from g2d.methods.losses import task_loss
 from g2d.methods.smp import total_epochs
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, initialise
 from g2d.training.data import SplitTensors
@@ -112,8 +113,10 @@ def train_student(
     train_confidence: Mapping[str, float] | None,
     resume_dir: Path,
     fingerprint: str,
+    teacher_models: Mapping[str, UnimodalModel] | None = None,
 ) -> tuple[dict, FitResult]:
-    """Train the student with `method_name`; return its checkpoint dict and history."""
+    """Train the student with `method_name`; return its checkpoint dict and history. `teachers` run online
+    (no score cache); `teacher_models` are given to a method that starts from the teachers' weights."""
     method = make_method(params, method_name, meta)
     method.setup(train_confidence)
     seed_everything(seed)
@@ -123,7 +126,8 @@ def train_student(
     model = initialise(
         MultimodalStudent(meta.modalities, encoders, shapes, fusion, meta.num_outputs, fusion_options), params.init
     ).to(train.device)
-    optimizer = build_optimizer(params, model.parameters())
+    method.initialise(model, teacher_models)
+    optimizer = build_optimizer(params, method.param_groups(model))
     scheduler = build_scheduler(params, optimizer)
     task = meta.task
     step = student_step(model, method, optimizer, task, teachers)
@@ -135,7 +139,11 @@ def train_student(
             logits={m: torch.from_numpy(v) for m, v in pred.logits.items()},
             fused=torch.from_numpy(pred.fused),
         )
-        return modality_metrics(task, out, val.target.cpu(), "val_")
+        target = val.target.cpu()
+        logs = modality_metrics(task, out, target, "val_")
+        logs["val_loss"] = float(task_loss(out.fused, target, task))
+        logs.update({f"val_loss_{m}": float(task_loss(lg, target, task)) for m, lg in out.logits.items()})
+        return logs
 
     key, mode = selection(task)
     taus = params.taus(len(meta.modalities))
@@ -146,7 +154,7 @@ def train_student(
         train=train,
         step=step,
         evaluate=evaluate,
-        epochs=total_epochs(taus),
+        epochs=method.epochs(total_epochs(taus)),
         batch_size=params.batch_size,
         seed=seed,
         select_key=key,
@@ -155,6 +163,8 @@ def train_student(
         fingerprint=fingerprint,
         desc=f"student {method_name}",
         method_state=method,
+        begin_epoch=lambda epoch, batches: method.begin_epoch(model, epoch, batches),
+        end_epoch=lambda epoch, record: method.end_epoch(model, optimizer, epoch, record),
     )
     state = {
         "kind": "student",
