@@ -12,13 +12,15 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
 from g2d.methods.options import DLMGParams
+from g2d.methods.ume import UME
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 
-from conftest import COMMON, toy_params, write_toy_dataset
+from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 
 LN3 = math.log(3.0)
 
@@ -81,6 +83,45 @@ def test_dlmg_uses_late_fusion_and_refuses_regression():
         DLMG(**{**COMMON, "task": "regression"})
 
 
+# --- UME -------------------------------------------------------------------------------------
+
+
+class Teacher(nn.Module):
+    """A stand-in teacher (encoder + head) whose logits are `bias` for every input."""
+
+    def __init__(self, bias: list[float]) -> None:
+        super().__init__()
+        self.encoder, self.head = nn.Linear(3, 2, bias=False), nn.Linear(2, len(bias))
+        with torch.no_grad():
+            self.encoder.weight.normal_()
+            self.head.weight.zero_()
+            self.head.bias.copy_(torch.tensor(bias))
+
+
+def test_ume_is_the_mean_of_the_teachers_logits_by_hand():
+    teachers = {"a": Teacher([4.0, 3.0, 0.0]), "v": Teacher([-4.0, -2.0, 0.0])}
+    model, method = TinyStudent("late"), UME(**COMMON)
+    method.initialise(model, teachers)
+    out = model(tiny_batch(2).inputs)
+    assert torch.allclose(out.fused, torch.tensor([[0.0, 0.5, 0.0]] * 2))
+    assert out.fused.argmax(1).tolist() == [1, 1]  # neither teacher's class: audio says 0, video 2
+    assert out.logits["a"].argmax(1).tolist() == [0, 0] and out.logits["v"].argmax(1).tolist() == [2, 2]
+    assert torch.equal(model.encoders["v"].weight, teachers["v"].encoder.weight)
+
+
+def test_ume_trains_nothing_and_needs_the_teachers_and_late_fusion():
+    method = UME(**COMMON)
+    assert method.epochs(30) == 0 and method.student_fusion("concat") == "late"
+    with pytest.raises(ValueError, match="teachers' weights"):
+        method.initialise(TinyStudent("late"), None)
+    with pytest.raises(ValueError, match="late fusion"):
+        method.initialise(TinyStudent("concat"), {m: Teacher([0.0, 0.0, 0.0]) for m in MODS})
+    k3 = ("a", "v", "t")
+    model = TinyStudent("late", modalities=k3)
+    UME(**{**COMMON, "modalities": k3}).initialise(model, {m: Teacher([float(i), 0.0, 0.0]) for i, m in enumerate(k3)})
+    assert torch.allclose(model(tiny_batch(1, modalities=k3).inputs).fused, torch.tensor([[1.0, 0.0, 0.0]]))
+
+
 # --- every method through the engine ---------------------------------------------------------
 
 
@@ -114,3 +155,11 @@ def test_dlmg_trains_in_the_engine(toy_run):
     assert [r["epoch"] for r in log] == [1, 2]
     assert [r["dlmg_a1"] for r in log] == pytest.approx([0.205, 0.916])  # the whole schedule, stretched
     assert all(r["loss_align"] > 0 for r in log) and state["fusion"] == "late"
+
+
+def test_ume_trains_nothing_and_evaluates_as_the_teachers_ensemble(toy_run):
+    log, state, result = run_and_evaluate(toy_run, "ume")
+    assert log == [] and state["best_epoch"] == 0 and state["fusion"] == "late"
+    for m in ("audio", "video"):
+        assert result["test"][m] == result["teacher"][m]  # the teachers' own predictions, unchanged
+        assert result["feature_alignment"][m] == pytest.approx(1.0)

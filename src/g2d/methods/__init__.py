@@ -44,6 +44,7 @@ METHODS: dict[str, MethodEntry] = {
     "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
     "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
+    "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 
 
