@@ -15,10 +15,12 @@ import torch
 from torch import nn
 
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
-from g2d.methods.options import DLMGParams
+from g2d.methods.options import DLMGParams, PMRParams
+from g2d.methods.pmr import PMR, class_mass, ema_prototypes, lagging, prototype_loss, prototype_scores
 from g2d.methods.ume import UME
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
+from g2d.types import EpochBatches
 
 from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 
@@ -122,6 +124,78 @@ def test_ume_trains_nothing_and_needs_the_teachers_and_late_fusion():
     assert torch.allclose(model(tiny_batch(1, modalities=k3).inputs).fused, torch.tensor([[1.0, 0.0, 0.0]]))
 
 
+# --- PMR --------------------------------------------------------------------------------------
+
+
+def test_pmr_masses_and_extra_loss_by_hand():
+    protos = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    y = torch.tensor([0, 1])
+    h = {"a": torch.tensor([[0.0, 0.0], [2.0, 0.0]]), "v": torch.tensor([[1.0, 0.0], [1.0, 0.0]])}
+    s_a = prototype_scores(h["a"], protos)
+    assert torch.allclose(s_a, torch.tensor([[0.0, -2.0], [-2.0, 0.0]]))
+    assert class_mass(s_a, y) == pytest.approx(2 / (1 + math.exp(-2)), abs=1e-6) == pytest.approx(1.7616, abs=1e-4)
+    assert class_mass(prototype_scores(h["v"], protos), y) == pytest.approx(1.0)
+    extra, masses = prototype_loss(h, {"a": protos, "v": protos}, y, alpha=0.5)
+    assert lagging(masses) == ["v"]  # rho = S_a / S_v = 1.7616 > 1: video lags
+    assert float(extra) == pytest.approx(0.5 * math.log(2))  # alpha ln 2, on video only
+
+
+def test_pmr_extra_loss_reaches_only_the_lagging_encoder():
+    protos = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    y = torch.tensor([0, 1])
+    h_a = torch.tensor([[0.0, 0.0], [2.0, 0.0]], requires_grad=True)
+    h_v = torch.tensor([[1.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    extra, _ = prototype_loss({"a": h_a, "v": h_v}, {"a": protos, "v": protos}, y, alpha=1.0)
+    g_a, g_v = torch.autograd.grad(extra, [h_a, h_v], allow_unused=True)
+    assert g_a is None and g_v is not None and float(g_v.abs().sum()) > 0
+    assert float(g_v[0, 0]) > 0 > float(g_v[1, 0])  # each video feature pulled towards its class prototype
+    tie, masses = prototype_loss({"a": h_v, "v": h_v}, {"a": protos, "v": protos}, y, alpha=1.0)
+    assert lagging(masses) == [] and float(tie) == 0.0  # rho = 1: no extra term
+
+
+def test_pmr_k3_boosts_every_modality_below_the_largest():
+    assert sorted(lagging({"a": 1.7, "v": 1.0, "t": 1.2})) == ["t", "v"]
+    assert lagging({"a": 1.0, "v": 1.0, "t": 1.0}) == []
+
+
+def test_pmr_prototype_ema_by_hand_and_empty_classes():
+    present = torch.tensor([True, False])
+    first = ema_prototypes(None, torch.tensor([[1.0], [5.0]]), present, mu=0.2)
+    assert first.tolist() == [[1.0], [0.0]]  # an unseen class has no prototype yet: 0
+    old = torch.tensor([[0.0], [3.0]])
+    nxt = ema_prototypes(old, torch.tensor([[1.0], [9.0]]), present, mu=0.2)
+    assert torch.allclose(nxt, torch.tensor([[0.8], [3.0]]))  # EMA of 0 and 1 is 0.8; the absent class keeps its own
+
+
+def test_pmr_prototypes_are_class_means_from_a_fraction_of_the_epoch_and_round_trip():
+    model = TinyStudent("late")
+    batches = [tiny_batch(4, seed=s) for s in range(10)]
+    method = PMR(**COMMON, options=PMRParams(mu=0.2))
+    model.train()
+    method.begin_epoch(model, 1, EpochBatches(count=10, make=lambda: iter(batches)))
+    assert model.training
+    with torch.no_grad():
+        h = model.encoders["a"](batches[0].inputs["a"])  # a tenth of 10 batches: the first one only
+    y = batches[0].target
+    assert torch.allclose(method.prototypes["a"][0], h[y == 0].mean(0))
+    assert torch.allclose(method.prototypes["a"][2], h[y == 2].mean(0))
+    restored = PMR(**COMMON)
+    restored.load_state_dict(method.state_dict())
+    assert all(torch.equal(restored.prototypes[m], method.prototypes[m]) for m in MODS)
+
+
+def test_pmr_loss_outside_its_window_is_the_task_loss():
+    model, batch = TinyStudent("late"), tiny_batch()
+    method = PMR(**COMMON, options=PMRParams(start=2, end=3))
+    method.begin_epoch(model, 1, EpochBatches(count=1, make=lambda: iter([batch])))
+    with torch.no_grad():
+        out = model(batch.inputs)
+    assert float(method.loss(out, batch).total) == pytest.approx(float(method.loss(out, batch).task))
+    method.begin_epoch(model, 2, EpochBatches(count=1, make=lambda: iter([batch])))
+    parts = method.loss(out, batch)
+    assert float(parts.total) > float(parts.task)  # inside the window someone lags and gets the extra term
+
+
 # --- every method through the engine ---------------------------------------------------------
 
 
@@ -163,3 +237,10 @@ def test_ume_trains_nothing_and_evaluates_as_the_teachers_ensemble(toy_run):
     for m in ("audio", "video"):
         assert result["test"][m] == result["teacher"][m]  # the teachers' own predictions, unchanged
         assert result["feature_alignment"][m] == pytest.approx(1.0)
+
+
+def test_pmr_trains_in_the_engine(toy_run):
+    log, _, _ = run_and_evaluate(toy_run, "pmr")
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert {"pmr_mass_audio", "pmr_mass_video", "loss_proto", "pmr_classes_seen"} <= set(log[0])
+    assert max(r["loss_proto"] for r in log) > 0  # the prototype term acted inside real training

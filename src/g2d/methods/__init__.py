@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from g2d.methods.options import AGMParams, DLMGParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
+from g2d.methods.options import AGMParams, DLMGParams, MLAParams, MMParetoParams, OGMGEParams, PMRParams, UMTParams
 from g2d.registry import Entry, lookup, option_sections, section_name
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ METHODS: dict[str, MethodEntry] = {
     "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
     "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
+    "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),
     "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 

@@ -13,7 +13,7 @@ particular fusion says so in `student_fusion`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -22,7 +22,7 @@ from g2d.methods.losses import LossParts, task_loss
 from g2d.methods.options import SMPParams
 from g2d.models.fusion import LateFusion
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel
-from g2d.types import Batch
+from g2d.types import Batch, EpochBatches
 
 
 def mean_of_others(values: Mapping[str, float]) -> dict[str, float]:
@@ -94,9 +94,7 @@ class Method:
         """The optimizer's parameter groups: one group, all parameters at the configured learning rate."""
         return [{"params": list(model.parameters())}]
 
-    def begin_epoch(
-        self, model: MultimodalStudent, epoch: int, batches: Callable[[], Iterator[Batch]]
-    ) -> dict[str, float]:
+    def begin_epoch(self, model: MultimodalStudent, epoch: int, batches: EpochBatches) -> dict[str, float]:
         """Called before each epoch's steps (after a resume too) with that epoch's training batches."""
         return {}
 

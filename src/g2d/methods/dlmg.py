@@ -16,7 +16,7 @@ paper's learned (bi-level) weighting, were not available to us; that is the devi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from g2d.methods.base import Method
 from g2d.methods.losses import LossParts, task_loss
 from g2d.methods.options import DLMGParams
 from g2d.models.student import MultimodalStudent, StudentOutput
-from g2d.types import Batch
+from g2d.types import Batch, EpochBatches
 
 
 def pair_alignment(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
@@ -79,9 +79,7 @@ class DLMG(Method):
     def student_fusion(self, configured: str) -> str:
         return "late"
 
-    def begin_epoch(
-        self, model: MultimodalStudent, epoch: int, batches: Callable[[], Iterator[Batch]]
-    ) -> dict[str, float]:
+    def begin_epoch(self, model: MultimodalStudent, epoch: int, batches: EpochBatches) -> dict[str, float]:
         self.a1 = schedule_weight(self.options, epoch, sum(self.taus))
         return {"dlmg_a1": self.a1}
 

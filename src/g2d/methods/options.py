@@ -108,3 +108,24 @@ class DLMGParams:
             "must be increasing epochs >= 0",
         )
         require(all(0 <= a <= 1 for a in self.a1), f"{where}.a1", "must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class PMRParams:
+    """PMR (Fan et al., CVPR 2023): alpha 1.0, the weight of the prototype cross-entropy of the lagging
+    modality; mu 0.2, the prototypes' EMA weight on their previous value; the modulation window is the
+    official 0-based inclusive 0..100, i.e. our 1-based epochs 1..101 (as for OGM-GE); fraction 0.1 of
+    each epoch's training batches estimates the prototypes."""
+
+    alpha: float = 1.0
+    mu: float = 0.2
+    start: int = 1
+    end: int = 101
+    fraction: float = 0.1
+
+    def validate(self, where: str) -> None:
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
+        require(0 <= self.mu < 1, f"{where}.mu", "must lie in [0, 1)")
+        require(self.start >= 1, f"{where}.start", "must be an epoch >= 1 (epochs are 1-based)")
+        require(self.end >= self.start, f"{where}.end", f"must be >= start ({self.start})")
+        require(0 < self.fraction <= 1, f"{where}.fraction", "must lie in (0, 1]")

@@ -9,6 +9,7 @@ continues after the last finished epoch and ends with the same result as an unin
 from __future__ import annotations
 
 import copy
+import math
 import random
 import shutil
 import sys
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
-from g2d.types import Batch
+from g2d.types import Batch, EpochBatches
 
 
 class Stateful(Protocol):
@@ -40,11 +41,10 @@ class FitResult:
 
 StepFn = Callable[[Batch, int], dict[str, float]]
 EvalFn = Callable[[], dict[str, float]]
-BatchesFn = Callable[[], Iterator[Batch]]
 # Per-epoch callbacks: before an epoch's steps (given that epoch's batches, e.g. for prototypes) and after its
 # validation and model selection (given the epoch's record, e.g. to stop a modality or change its learning rate).
 # What they return is logged in the epoch's record.
-BeginEpochFn = Callable[[int, BatchesFn], dict[str, float]]
+BeginEpochFn = Callable[[int, EpochBatches], dict[str, float]]
 EndEpochFn = Callable[[int, dict[str, Any]], dict[str, float]]
 
 
@@ -118,9 +118,10 @@ def fit(
     )
     for epoch in bar:
 
-        def batches(epoch: int = epoch) -> Iterator[Batch]:
+        def ordered(epoch: int = epoch) -> Iterator[Batch]:
             return train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch)
 
+        batches = EpochBatches(count=math.ceil(len(train) / batch_size), make=ordered)
         before = begin_epoch(epoch, batches) if begin_epoch is not None else {}
         model.train()
         sums: dict[str, float] = {}
