@@ -14,8 +14,10 @@ import pytest
 import torch
 from torch import nn
 
+from g2d.methods.base import modality_parameters
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
-from g2d.methods.options import DLMGParams, PMRParams
+from g2d.methods.mses import MSES
+from g2d.methods.options import DLMGParams, MSESParams, PMRParams
 from g2d.methods.pmr import PMR, class_mass, ema_prototypes, lagging, prototype_loss, prototype_scores
 from g2d.methods.ume import UME
 from g2d.stages import evaluate, score, train_student, train_teachers
@@ -196,6 +198,66 @@ def test_pmr_loss_outside_its_window_is_the_task_loss():
     assert float(parts.total) > float(parts.task)  # inside the window someone lags and gets the extra term
 
 
+# --- MSES -------------------------------------------------------------------------------------
+
+
+def sgd(model: nn.Module, method, lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD(method.param_groups(model), lr=lr, momentum=0.9, weight_decay=1e-4)
+
+
+def test_mses_stops_only_the_modality_out_of_patience_and_freezes_it_bit_for_bit():
+    model, batch = TinyStudent("late"), tiny_batch()
+    method = MSES(**COMMON, options=MSESParams(patience=2))
+    opt = sgd(model, method)
+    losses = {"a": [1.0, 0.9, 0.95, 0.96], "v": [1.0, 0.8, 0.7, 0.6]}
+    for epoch in range(1, 5):
+        method.train_step(model, batch, opt, epoch)  # momentum and weight decay build up on both
+        logs = method.end_epoch(model, opt, epoch, {f"val_loss_{m}": losses[m][epoch - 1] for m in MODS})
+        assert method.stopped == (["a"] if epoch == 4 else [])
+    assert logs == {"mses_stopped_a": 1.0, "mses_stopped_v": 0.0}
+    assert method.wait == {"a": 2, "v": 0} and method.best == {"a": 0.9, "v": 0.6}
+    a_before = [p.detach().clone() for p in modality_parameters(model, "a")]
+    v_before = [p.detach().clone() for p in modality_parameters(model, "v")]
+    for epoch in (5, 6):
+        method.train_step(model, batch, opt, epoch)
+    assert all(torch.equal(p, q) for p, q in zip(modality_parameters(model, "a"), a_before))  # stopped for good
+    assert not any(torch.equal(p, q) for p, q in zip(modality_parameters(model, "v"), v_before))  # video trains
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.1]
+    assert not model.encoders["a"].training and model.encoders["v"].training
+
+
+def test_mses_restores_the_best_weights_and_monitors_accuracy():
+    model, batch = TinyStudent("late"), tiny_batch()
+    method = MSES(**COMMON, options=MSESParams(patience=1, monitor="acc", restore=True))
+    opt = sgd(model, method)
+    method.end_epoch(model, opt, 1, {"val_acc_a": 0.5, "val_acc_v": 0.5})
+    best_a = [p.detach().clone() for p in modality_parameters(model, "a")]
+    method.train_step(model, batch, opt, 2)
+    method.end_epoch(model, opt, 2, {"val_acc_a": 0.5, "val_acc_v": 0.6})  # audio: no strict improvement
+    assert method.stopped == ["a"]
+    assert all(torch.equal(p, q) for p, q in zip(modality_parameters(model, "a"), best_a))
+    restored = MSES(**COMMON, options=MSESParams(patience=1, monitor="acc", restore=True))
+    restored.load_state_dict(method.state_dict())
+    assert restored.stopped == ["a"] and restored.best == method.best and restored.wait == method.wait
+
+
+def test_mses_loss_adds_every_head_and_k3_stops_independently():
+    model, batch = TinyStudent("late"), tiny_batch()
+    with torch.no_grad():
+        out = model(batch.inputs)
+    parts = MSES(**COMMON).loss(out, batch)
+    ce = torch.nn.functional.cross_entropy
+    expected = ce(out.fused, batch.target) + ce(out.logits["a"], batch.target) + ce(out.logits["v"], batch.target)
+    assert float(parts.total) == pytest.approx(float(expected))
+    k3 = ("a", "v", "t")
+    model3 = TinyStudent("late", modalities=k3)
+    method = MSES(**{**COMMON, "modalities": k3}, options=MSESParams(patience=1))
+    opt = sgd(model3, method)
+    method.end_epoch(model3, opt, 1, {"val_loss_a": 1.0, "val_loss_v": 1.0, "val_loss_t": 1.0})
+    method.end_epoch(model3, opt, 2, {"val_loss_a": 0.5, "val_loss_v": 1.0, "val_loss_t": 2.0})
+    assert method.stopped == ["v", "t"] and [g["lr"] for g in opt.param_groups] == [0.1, 0.0, 0.0]
+
+
 # --- every method through the engine ---------------------------------------------------------
 
 
@@ -244,3 +306,11 @@ def test_pmr_trains_in_the_engine(toy_run):
     assert [r["epoch"] for r in log] == [1, 2]
     assert {"pmr_mass_audio", "pmr_mass_video", "loss_proto", "pmr_classes_seen"} <= set(log[0])
     assert max(r["loss_proto"] for r in log) > 0  # the prototype term acted inside real training
+
+
+def test_mses_trains_in_the_engine_and_stops_a_modality(toy_run):
+    params = toy_run[0].with_student_overrides({"mses.patience": 1})
+    log, state, _ = run_and_evaluate(toy_run, "mses", params)
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert {"mses_stopped_audio", "mses_stopped_video", "loss_uni_audio", "val_loss_video"} <= set(log[0])
+    assert state["fusion"] == "late"

@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from g2d.methods.options import AGMParams, DLMGParams, MLAParams, MMParetoParams, OGMGEParams, PMRParams, UMTParams
+from g2d.methods.options import (
+    AGMParams,
+    DLMGParams,
+    MLAParams,
+    MMParetoParams,
+    MSESParams,
+    OGMGEParams,
+    PMRParams,
+    UMTParams,
+)
 from g2d.registry import Entry, lookup, option_sections, section_name
 
 if TYPE_CHECKING:
@@ -45,6 +54,7 @@ METHODS: dict[str, MethodEntry] = {
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
     "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
     "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),
+    "mses": MethodEntry("g2d.methods.mses:MSES", MSESParams),
     "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -32,17 +32,19 @@ def logit_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, temperat
 
 @dataclass
 class LossParts:
-    """The total loss and each term, so that logs show what drives training."""
+    """The total loss and each term, so that logs show what drives training (`uni`: unimodal task losses)."""
 
     total: torch.Tensor
     task: torch.Tensor
     feat: dict[str, torch.Tensor]
     logit: dict[str, torch.Tensor]
+    uni: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": self.total.item(), "loss_task": self.task.item()}
         out.update({f"loss_feat_{m}": v.item() for m, v in self.feat.items()})
         out.update({f"loss_logit_{m}": v.item() for m, v in self.logit.items()})
+        out.update({f"loss_uni_{m}": v.item() for m, v in self.uni.items()})
         return out
 
 

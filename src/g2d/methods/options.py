@@ -8,7 +8,7 @@ read by every SMP method (g2d, joint_smp, umt_smp) and by `g2d check`'s warnings
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from g2d.config.schema import require
@@ -129,3 +129,35 @@ class PMRParams:
         require(self.start >= 1, f"{where}.start", "must be an epoch >= 1 (epochs are 1-based)")
         require(self.end >= self.start, f"{where}.end", f"must be >= start ({self.start})")
         require(0 < self.fraction <= 1, f"{where}.fraction", "must lie in (0, 1]")
+
+
+@dataclass(frozen=True)
+class MSESParams:
+    """MSES (Fujimori et al., ACPR 2019): each modality stops training (learning rate 0, for good) after
+    `patience` epochs without improving its validation `monitor` (loss: its head's validation task loss,
+    lower is better; acc: its validation accuracy); restore: also reload the modality's best weights
+    when it stops. patience 5 and restore false are our defaults, not published values."""
+
+    patience: int = 5
+    monitor: Literal["loss", "acc"] = "loss"
+    restore: bool = False
+
+    def validate(self, where: str) -> None:
+        require(self.patience >= 1, f"{where}.patience", "must be >= 1 epoch")
+
+
+@dataclass(frozen=True)
+class MSLRParams:
+    """MSLR (Yao and Mihalcea, Findings of ACL 2022): `lr`, each modality's own learning rate (from a
+    unimodal search; a modality not named gets params' `lr`); strategy keep (those rates throughout)
+    or dynamic (every `window` epochs, lr_m <- lr_m * acc_m(t) / mean of its last `window` validation
+    accuracies, the current one included)."""
+
+    lr: dict[str, float] = field(default_factory=dict)
+    strategy: Literal["keep", "dynamic"] = "keep"
+    window: int = 5
+
+    def validate(self, where: str) -> None:
+        for m, value in self.lr.items():
+            require(value > 0, f"{where}.lr.{m}", "must be positive")
+        require(self.window >= 1, f"{where}.window", "must be >= 1 epoch")
