@@ -17,12 +17,15 @@ from torch import nn
 from g2d.methods.base import modality_parameters
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
 from g2d.methods.mses import MSES
-from g2d.methods.options import DLMGParams, MSESParams, PMRParams
+from g2d.methods.mslr import MSLR, dynamic_factor
+from g2d.methods.options import DLMGParams, MSESParams, MSLRParams, PMRParams
 from g2d.methods.pmr import PMR, class_mass, ema_prototypes, lagging, prototype_loss, prototype_scores
 from g2d.methods.ume import UME
+from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
-from g2d.types import EpochBatches
+from g2d.training.optim import build_optimizer
+from g2d.types import Batch, EpochBatches
 
 from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 
@@ -258,6 +261,54 @@ def test_mses_loss_adds_every_head_and_k3_stops_independently():
     assert method.stopped == ["v", "t"] and [g["lr"] for g in opt.param_groups] == [0.1, 0.0, 0.0]
 
 
+# --- MSLR -------------------------------------------------------------------------------------
+
+
+def test_mslr_moves_each_modality_by_its_own_learning_rate():
+    model = TinyStudent("late", bias=True)
+    method = MSLR(**COMMON, options=MSLRParams(lr={"a": 1e-3, "v": 1e-2}))
+    opt = build_optimizer(toy_params(lr=0.5, momentum=0.0, weight_decay=0.0), method.param_groups(model))
+    before = {m: [p.detach().clone() for p in modality_parameters(model, m)] for m in MODS}
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    for m, lr in (("a", 1e-3), ("v", 1e-2)):
+        for p, q in zip(modality_parameters(model, m), before[m]):
+            assert torch.allclose(q - p, torch.full_like(p, lr))
+    assert {g["modality"] for g in opt.param_groups} == {"a", "v"}  # late fusion: nothing shared
+
+
+def test_mslr_dynamic_factor_by_hand_and_every_window_epochs():
+    assert dynamic_factor([0.5, 0.5, 0.5, 0.5, 0.6], 5) == pytest.approx(0.6 / 0.52) == pytest.approx(1.1538, abs=1e-4)
+    assert dynamic_factor([0.9, 0.5, 0.5, 0.5, 0.5, 0.6], 5) == pytest.approx(0.6 / 0.52)  # only the last window
+    model = TinyStudent("late")
+    method = MSLR(**COMMON, options=MSLRParams(lr={"a": 1e-3}, strategy="dynamic", window=5))
+    opt = torch.optim.SGD(method.param_groups(model), lr=0.01)
+    accs = {"a": [0.5, 0.5, 0.5, 0.5, 0.6], "v": [0.4] * 5}
+    for epoch in range(1, 6):
+        logs = method.end_epoch(model, opt, epoch, {f"val_acc_{m}": accs[m][epoch - 1] for m in MODS})
+        if epoch == 4:
+            assert logs == {"lr_a": 1e-3, "lr_v": 0.01}  # unchanged between windows
+    assert logs["lr_a"] == pytest.approx(1e-3 * 0.6 / 0.52) and logs["lr_v"] == pytest.approx(0.01)
+    restored = MSLR(**COMMON, options=MSLRParams(strategy="dynamic"))
+    restored.load_state_dict(method.state_dict())
+    assert restored.history == accs
+
+
+def test_mslr_loss_is_on_the_sum_of_the_heads_and_groups_any_k():
+    z = {"a": torch.tensor([[LN3, 0.0]]), "v": torch.tensor([[LN3, 0.0]])}
+    out = StudentOutput(features={}, logits=z, fused=(z["a"] + z["v"]) / 2)
+    parts = MSLR(**COMMON).loss(out, Batch(torch.arange(1), {}, torch.tensor([0])))
+    assert float(parts.total) == pytest.approx(-math.log(9 / 10))  # softmax(2 ln 3, 0)[0] = 9/10, not 3/4
+    k3 = ("a", "v", "t")
+    groups = MSLR(**{**COMMON, "modalities": k3}, options=MSLRParams(lr={"t": 0.2})).param_groups(
+        TinyStudent("late", modalities=k3)
+    )
+    assert [(g["modality"], g.get("lr")) for g in groups] == [("a", None), ("v", None), ("t", 0.2)]
+    with pytest.raises(ValueError, match="not modalities of this dataset"):
+        MSLR(**COMMON, options=MSLRParams(lr={"audio": 0.1}))
+
+
 # --- every method through the engine ---------------------------------------------------------
 
 
@@ -314,3 +365,13 @@ def test_mses_trains_in_the_engine_and_stops_a_modality(toy_run):
     assert [r["epoch"] for r in log] == [1, 2]
     assert {"mses_stopped_audio", "mses_stopped_video", "loss_uni_audio", "val_loss_video"} <= set(log[0])
     assert state["fusion"] == "late"
+
+
+def test_mslr_trains_in_the_engine_with_its_own_rates(toy_run):
+    params = toy_run[0].with_student_overrides(
+        {"mslr.lr": {"audio": 0.001, "video": 0.02}, "mslr.strategy": "dynamic", "mslr.window": 2}
+    )
+    log, _, _ = run_and_evaluate(toy_run, "mslr", params)
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert (log[0]["lr_audio"], log[0]["lr_video"]) == (0.001, 0.02)
+    assert log[1]["lr_audio"] != 0.001 or log[1]["val_acc_audio"] == log[0]["val_acc_audio"]  # rescaled at epoch 2

@@ -19,6 +19,7 @@ from g2d.methods.options import (
     MLAParams,
     MMParetoParams,
     MSESParams,
+    MSLRParams,
     OGMGEParams,
     PMRParams,
     UMTParams,
@@ -55,6 +56,7 @@ METHODS: dict[str, MethodEntry] = {
     "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
     "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),
     "mses": MethodEntry("g2d.methods.mses:MSES", MSESParams),
+    "mslr": MethodEntry("g2d.methods.mslr:MSLR", MSLRParams),
     "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 
