@@ -31,7 +31,7 @@ check() {
     echo "FAIL $name"; tail -15 train.log eval.log; failed=1
   fi
 }
-for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla ume dlmg pmr mses mslr; do check "$method" --method "$method"; done
+for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla ume dlmg pmr mses mslr reconboost; do check "$method" --method "$method"; done
 for fusion in concat sum film gated cross_attention; do
   printf 'fusion: %s\n' "$fusion" > "fusion_$fusion.yaml"
   check "g2d, fusion $fusion" --params "fusion_$fusion.yaml" --method g2d

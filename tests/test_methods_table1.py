@@ -18,8 +18,9 @@ from g2d.methods.base import modality_parameters
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
 from g2d.methods.mses import MSES
 from g2d.methods.mslr import MSLR, dynamic_factor
-from g2d.methods.options import DLMGParams, MSESParams, MSLRParams, PMRParams
+from g2d.methods.options import DLMGParams, MSESParams, MSLRParams, PMRParams, ReconBoostParams
 from g2d.methods.pmr import PMR, class_mass, ema_prototypes, lagging, prototype_loss, prototype_scores
+from g2d.methods.reconboost import ReconBoost, boosting_loss, consolidation_loss, phase
 from g2d.methods.ume import UME
 from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
@@ -309,6 +310,64 @@ def test_mslr_loss_is_on_the_sum_of_the_heads_and_groups_any_k():
         MSLR(**COMMON, options=MSLRParams(lr={"audio": 0.1}))
 
 
+# --- ReconBoost -------------------------------------------------------------------------------
+
+
+def test_reconboost_boosting_loss_and_gradient_by_hand():
+    z = torch.zeros(1, 2, requires_grad=True)
+    loss = boosting_loss(z, torch.zeros(1, 2), torch.tensor([0]), beta=1.0, w1=5.0, w2=1.0)
+    assert float(loss.detach()) == pytest.approx(1.5596, abs=1e-4)
+    assert float(loss.detach()) == pytest.approx(0.5 * (5 - 0.5) * math.log(2), abs=1e-6)
+    (grad,) = torch.autograd.grad(loss, z)
+    assert torch.allclose(grad, torch.tensor([[-1.125, 1.125]]))  # 2.25 (softmax - onehot)
+
+
+def test_reconboost_weight_follows_the_others_confidence():
+    """The rule acts: a sample the ensemble already gets right weighs less than one it gets wrong."""
+    z, y = torch.zeros(1, 2), torch.tensor([0])
+    right = boosting_loss(z, torch.tensor([[5.0, 0.0]]), y, 1.0, 5.0, 1.0)
+    wrong = boosting_loss(z, torch.tensor([[0.0, 5.0]]), y, 1.0, 5.0, 1.0)
+    assert float(right) < float(wrong)
+    assert float(boosting_loss(z, torch.tensor([[5.0, 0.0]]), y, 0.0, 5.0, 1.0)) == pytest.approx(1.5596, abs=1e-4)
+
+
+def test_reconboost_consolidation_gradient_reaches_only_the_current_learner():
+    current = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    previous = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    g_cur, g_prev = torch.autograd.grad(consolidation_loss(current, previous), [current, previous], allow_unused=True)
+    assert g_prev is None and float(g_cur.abs().sum()) > 0  # the official code's detached term would give none
+
+
+def test_reconboost_schedule_is_a_function_of_the_epoch_for_any_k():
+    o = ReconBoostParams(epochs_per_stage=2, correct_epochs=1)
+    got = [phase(e, ["a", "v", "t"], o) for e in range(1, 11)]
+    assert [(p.modality, p.rectify) for p in got] == [
+        ("a", False), ("a", False), ("a", True), ("v", False), ("v", False), ("v", True),
+        ("t", False), ("t", False), ("t", True), ("a", False),
+    ]  # fmt: skip
+    assert got[0].ensemble == ("a",) and got[0].previous is None
+    assert got[3].ensemble == ("a", "v") and got[3].previous == "a"
+    assert got[9].ensemble == ("a", "v", "t") and got[9].previous == "t"
+
+
+def test_reconboost_stage_trains_one_encoder_and_rectification_all_and_beta():
+    model, batch = TinyStudent("shared", classes=3), tiny_batch()
+    method = ReconBoost(**COMMON, options=ReconBoostParams(epochs_per_stage=1, correct_epochs=1))
+    opt = torch.optim.SGD(method.param_groups(model), lr=0.1)
+    v_before = model.encoders["v"].weight.detach().clone()
+    logs, _ = method.train_step(model, batch, opt, 1)  # the audio stage: video untouched
+    assert torch.equal(model.encoders["v"].weight, v_before) and model.encoders["v"].weight.grad is None
+    assert logs["reconboost_stage_a"] == 1.0 and logs["reconboost_rectify"] == 0.0
+    assert method.boost.grad is None and float(method.boost.detach()) == 1.0
+    logs, _ = method.train_step(model, batch, opt, 4)  # rectification after video's stage: all train, beta too
+    assert not torch.equal(model.encoders["v"].weight, v_before) and logs["reconboost_rectify"] == 1.0
+    assert float(method.boost.detach()) != 1.0
+    restored = ReconBoost(**COMMON)
+    restored.load_state_dict(method.state_dict())
+    assert float(restored.boost.detach()) == pytest.approx(float(method.boost.detach()))
+    assert method.student_fusion("late") == "shared"
+
+
 # --- every method through the engine ---------------------------------------------------------
 
 
@@ -375,3 +434,11 @@ def test_mslr_trains_in_the_engine_with_its_own_rates(toy_run):
     assert [r["epoch"] for r in log] == [1, 2]
     assert (log[0]["lr_audio"], log[0]["lr_video"]) == (0.001, 0.02)
     assert log[1]["lr_audio"] != 0.001 or log[1]["val_acc_audio"] == log[0]["val_acc_audio"]  # rescaled at epoch 2
+
+
+def test_reconboost_trains_in_the_engine(toy_run):
+    params = toy_run[0].with_student_overrides({"reconboost.epochs_per_stage": 1, "reconboost.correct_epochs": 1})
+    log, state, _ = run_and_evaluate(toy_run, "reconboost", params)
+    assert [(r["epoch"], r["reconboost_rectify"]) for r in log] == [(1, 0.0), (2, 1.0)]
+    assert log[0]["reconboost_stage_audio"] == 1.0 and "loss_boost" in log[0] and "reconboost_beta" in log[1]
+    assert state["fusion"] == "shared"

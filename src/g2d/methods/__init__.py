@@ -22,6 +22,7 @@ from g2d.methods.options import (
     MSLRParams,
     OGMGEParams,
     PMRParams,
+    ReconBoostParams,
     UMTParams,
 )
 from g2d.registry import Entry, lookup, option_sections, section_name
@@ -57,6 +58,7 @@ METHODS: dict[str, MethodEntry] = {
     "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),
     "mses": MethodEntry("g2d.methods.mses:MSES", MSESParams),
     "mslr": MethodEntry("g2d.methods.mslr:MSLR", MSLRParams),
+    "reconboost": MethodEntry("g2d.methods.reconboost:ReconBoost", ReconBoostParams),
     "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 

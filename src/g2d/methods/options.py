@@ -161,3 +161,25 @@ class MSLRParams:
         for m, value in self.lr.items():
             require(value > 0, f"{where}.lr.{m}", "must be positive")
         require(self.window >= 1, f"{where}.window", "must be >= 1 epoch")
+
+
+@dataclass(frozen=True)
+class ReconBoostParams:
+    """ReconBoost (Hua et al., ICML 2024), the official CREMA-D defaults: beta 1.0, the initial value of
+    the learnable ensemble scale; w1 5 and w2 1, the boosting loss's weights; 4 epochs per modality stage
+    and 4 of global rectification after each; alpha 0.5, the memory-consolidation weight. (The official
+    lr 0.01 is params' `lr` default.)"""
+
+    beta: float = 1.0
+    w1: float = 5.0
+    w2: float = 1.0
+    epochs_per_stage: int = 4
+    correct_epochs: int = 4
+    alpha: float = 0.5
+
+    def validate(self, where: str) -> None:
+        require(self.beta > 0, f"{where}.beta", "must be positive")
+        require(self.w1 >= self.w2 >= 0, f"{where}.w1", "needs w1 >= w2 >= 0 (a non-negative sample weight)")
+        require(self.epochs_per_stage >= 1, f"{where}.epochs_per_stage", "must be >= 1 epoch")
+        require(self.correct_epochs >= 0, f"{where}.correct_epochs", "must be >= 0 epochs")
+        require(self.alpha >= 0, f"{where}.alpha", "must be non-negative")
