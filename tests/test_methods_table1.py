@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from g2d.io.dataset_file import load_split, read_meta
 from g2d.methods.base import modality_parameters
 from g2d.methods.dlmg import DLMG, alignment_loss, dlmg_loss, pair_alignment, schedule_weight
 from g2d.methods.mses import MSES
@@ -25,7 +26,9 @@ from g2d.methods.ume import UME
 from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
+from g2d.training.data import Normalizer, SplitTensors
 from g2d.training.optim import build_optimizer
+from g2d.training.student import train_student as fit_student
 from g2d.types import Batch, EpochBatches
 
 from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
@@ -442,3 +445,44 @@ def test_reconboost_trains_in_the_engine(toy_run):
     assert [(r["epoch"], r["reconboost_rectify"]) for r in log] == [(1, 0.0), (2, 1.0)]
     assert log[0]["reconboost_stage_audio"] == 1.0 and "loss_boost" in log[0] and "reconboost_beta" in log[1]
     assert state["fusion"] == "shared"
+
+
+# --- exact resume: method state and the engine's hooks across an interruption -------------------
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("pmr", {}),
+        ("mses", {"mses.patience": 1, "mses.restore": True}),
+        ("mslr", {"mslr.strategy": "dynamic", "mslr.window": 1, "mslr.lr": {"audio": 0.02}}),
+        ("reconboost", {"reconboost.epochs_per_stage": 1, "reconboost.correct_epochs": 1}),
+        ("dlmg", {}),
+    ],
+)
+def test_resume_after_interruption_matches_uninterrupted_run(toy_h5, tmp_path, name, overrides):
+    params = toy_params().with_student_overrides(overrides)  # 4 epochs
+    meta = read_meta(toy_h5)
+    tr, va = load_split(toy_h5, "train"), load_split(toy_h5, "val")
+    norm = Normalizer.fit(tr, meta.task)
+    train, val = SplitTensors(tr, norm, torch.device("cpu")), SplitTensors(va, norm, torch.device("cpu"))
+    args = (params, meta, {"audio": "small_cnn", "video": "small_cnn"}, name, 0, train, val, None, None)
+    full_state, full = fit_student(*args, tmp_path / "r1", "fp")
+    original = train.batches
+
+    def dying(batch_size, shuffle_seed=None):
+        if shuffle_seed == 3:  # seed 0, epoch 3: die before the third epoch's first batch
+            raise KeyboardInterrupt
+        return original(batch_size, shuffle_seed=shuffle_seed)
+
+    train.batches = dying
+    with pytest.raises(KeyboardInterrupt):
+        fit_student(*args, tmp_path / "r2", "fp")
+    assert checkpoint.load(tmp_path / "r2" / "last.pt")["epoch"] == 2
+    train.batches = original
+    resumed_state, resumed = fit_student(*args, tmp_path / "r2", "fp")
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-7)
+    for k, v in full_state["state_dict"].items():
+        assert torch.allclose(v.float(), resumed_state["state_dict"][k].float(), atol=1e-6), k
