@@ -18,8 +18,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import yaml
@@ -47,36 +48,56 @@ def machine() -> str:
     import torch
 
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"python {platform.python_version()}; load average (1/5/15 min) {load}")
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"python {platform.python_version()}; load average (1/5/15 min) {load}"
+    )
 
 
 def write_synthetic(path: Path, shapes: Shapes, n: Mapping[str, int], classes: int, seed: int = 0) -> Path:
     """A dataset file of random inputs and labels with the project's writer (one row at a time)."""
     rng = np.random.default_rng(seed)
-    meta = DatasetMeta(dataset=path.stem, source="synthetic", task="classification", modalities=tuple(shapes),
-                       class_names=tuple(f"c{i}" for i in range(classes)), preprocessing={"synthetic": True})
+    meta = DatasetMeta(
+        dataset=path.stem,
+        source="synthetic",
+        task="classification",
+        modalities=tuple(shapes),
+        class_names=tuple(f"c{i}" for i in range(classes)),
+        preprocessing={"synthetic": True},
+    )
     with DatasetWriter(path, meta, shapes) as writer:
         for split in SPLITS:
             for i in range(n[split]):
-                sample = {m: (rng.integers(0, 256, size=shape, dtype=np.uint8) if dtype == "uint8"
-                              else rng.normal(size=shape).astype(np.float32))
-                          for m, (shape, dtype) in shapes.items()}
+                sample = {
+                    m: (
+                        rng.integers(0, 256, size=shape, dtype=np.uint8)
+                        if dtype == "uint8"
+                        else rng.normal(size=shape).astype(np.float32)
+                    )
+                    for m, (shape, dtype) in shapes.items()
+                }
                 writer.append(split, sample, int(rng.integers(classes)), f"{split}{i}")
     return path
 
 
-def synthetic_scores(rng: np.random.Generator, rows: Sequence[int], modalities: Sequence[str], feature_dim: int,
-                     classes: int) -> dict[str, TeacherScores]:
+def synthetic_scores(
+    rng: np.random.Generator, rows: Sequence[int], modalities: Sequence[str], feature_dim: int, classes: int
+) -> dict[str, TeacherScores]:
     """Random teacher outputs of the cache's shapes for `rows` ((N,) for a split, (K, N) for its views)."""
     rows = tuple(rows)
-    return {m: TeacherScores(features=rng.normal(size=(*rows, feature_dim)).astype(np.float32),
-                             logits=rng.normal(size=(*rows, classes)).astype(np.float32),
-                             confidence=rng.random(rows).astype(np.float32)) for m in modalities}
+    return {
+        m: TeacherScores(
+            features=rng.normal(size=(*rows, feature_dim)).astype(np.float32),
+            logits=rng.normal(size=(*rows, classes)).astype(np.float32),
+            confidence=rng.random(rows).astype(np.float32),
+        )
+        for m in modalities
+    }
 
 
-def write_synthetic_scores(path: Path, counts: Mapping[str, int], modalities: Sequence[str], feature_dim: int,
-                           classes: int, seed: int = 0) -> Path:
+def write_synthetic_scores(
+    path: Path, counts: Mapping[str, int], modalities: Sequence[str], feature_dim: int, classes: int, seed: int = 0
+) -> Path:
     """A teacher cache of the right shapes (what the score stage writes), random values."""
     rng = np.random.default_rng(seed)
     scores = {split: synthetic_scores(rng, (n,), modalities, feature_dim, classes) for split, n in counts.items()}
@@ -110,10 +131,16 @@ class _Tee(io.TextIOBase):
 def commit() -> str:
     """This checkout's commit, marked when tracked files have changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" (with uncommitted changes)" if dirty else "")
@@ -135,9 +162,14 @@ def recorded(name: str, write: bool | None = None) -> Iterator[None]:
         from g2d.io.atomic import write_text
 
         command = " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]])
-        head = [f"# {name}", "", f"Written by `{command}` on {datetime.date.today().isoformat()}, commit {commit()}.",
-                "The figures depend on the machine (its CPU model and load, named below): they reproduce only on the "
-                "same machine.", ""]
+        head = [
+            f"# {name}",
+            "",
+            f"Written by `{command}` on {datetime.date.today().isoformat()}, commit {commit()}.",
+            "The figures depend on the machine (its CPU model and load, named below): they reproduce only on the "
+            "same machine.",
+            "",
+        ]
         write_text(RESULTS / f"{name}.md", "\n".join(head) + "\n" + tee.copy.getvalue())
         print(f"written to {(RESULTS / f'{name}.md').relative_to(ROOT)}", file=sys.stderr)
 
@@ -157,7 +189,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+    return "\n".join(
+        [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]]
+    )
 
 
 def peak_rss_mib() -> dict[str, float]:
@@ -169,8 +203,10 @@ def peak_rss_mib() -> dict[str, float]:
     """
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
     own = _status_mib("VmHWM")
-    return {"self": own if own == own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
-            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale}
+    return {
+        "self": own if own == own else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+        "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale,
+    }
 
 
 def _status_mib(field: str) -> float:
@@ -191,8 +227,9 @@ def current_rss_mib() -> float:
 
 def in_fresh_process(script: Path, job: Mapping[str, Any]) -> dict[str, Any]:
     """Run `script --child JOB` in a new interpreter, so that its peak memory is its own; return its JSON."""
-    done = subprocess.run([sys.executable, str(script), "--child", json.dumps(job)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), "--child", json.dumps(job)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{script.name} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import machine, median, recorded, table, timed
 from g2d.datasets import cremad, demo
 from g2d.io.dataset_file import load_split, open_split
 from g2d.training.data import Normalizer, SplitTensors
+
+from common import machine, median, recorded, table, timed
 
 TARGET = 5.0
 BATCH = 32
@@ -59,7 +60,7 @@ def reference_audio(wav: Path) -> torch.Tensor:
     import librosa
 
     samples, _ = librosa.load(wav, sr=SAMPLE_RATE)
-    wave = np.clip(np.tile(samples, SECONDS)[:SAMPLE_RATE * SECONDS], -1.0, 1.0)
+    wave = np.clip(np.tile(samples, SECONDS)[: SAMPLE_RATE * SECONDS], -1.0, 1.0)
     spectrogram = librosa.stft(wave, n_fft=N_FFT, hop_length=HOP)
     return torch.from_numpy(np.log(np.abs(spectrogram) + 1e-7)).unsqueeze(0)
 
@@ -78,7 +79,7 @@ def reference_epoch(raw: Path, frames: Path, ids: list[str], labels: np.ndarray,
     order = np.random.default_rng(seed).permutation(len(ids))
     count = 0
     for start in range(0, len(ids), BATCH):
-        rows = order[start:start + BATCH]
+        rows = order[start : start + BATCH]
         audio = torch.stack([reference_audio(raw / "AudioWAV" / f"{ids[i]}.wav") for i in rows])
         video = torch.stack([reference_frame(frames / ids[i]) for i in rows])
         target = torch.from_numpy(labels[rows])
@@ -102,40 +103,67 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp_name:
         tmp = Path(tmp_name)
         raw, frames, h5 = tmp / "raw", tmp / "frames", tmp / "data.h5"
-        demo.generate(raw, demo.Params(actors=actors, sentences=2, sample_rate=16000, min_duration=2.0,
-                                       max_duration=3.0, fps=10.0, frame_size=224))
-        params = cremad.Params(video=cremad.VideoParams(fps=1.0, frames=1, size=224),
-                               split=cremad.SplitParams(val_fraction=0.2, test_fraction=0.2))
+        demo.generate(
+            raw,
+            demo.Params(
+                actors=actors,
+                sentences=2,
+                sample_rate=16000,
+                min_duration=2.0,
+                max_duration=3.0,
+                fps=10.0,
+                frame_size=224,
+            ),
+        )
+        params = cremad.Params(
+            video=cremad.VideoParams(fps=1.0, frames=1, size=224),
+            split=cremad.SplitParams(val_fraction=0.2, test_fraction=0.2),
+        )
         clips = len(list((raw / "AudioWAV").glob("*.wav")))
         cremad.warm_up(params.audio)  # librosa's lazy imports, paid once by either path
         t_pre = timed(lambda: cremad.preprocess("bench", raw, params, h5, tmp / "report.json", workers=1))
         t_jpeg = timed(lambda: [extract_jpegs(v, frames / v.stem) for v in sorted((raw / "VideoFlash").iterdir())])
         train = load_split(h5, "train")
         norm = Normalizer.fit(train, "classification")
-        ours = {mode: SplitTensors(open_split(h5, "train", mode), norm, torch.device("cpu"))
-                for mode in ("memory", "stream")}
-        epochs = {"reference": lambda seed: reference_epoch(raw, frames, train.ids, train.labels, seed),
-                  "ours, memory": lambda seed: our_epoch(ours["memory"], seed),
-                  "ours, stream": lambda seed: our_epoch(ours["stream"], seed)}
+        ours = {
+            mode: SplitTensors(open_split(h5, "train", mode), norm, torch.device("cpu"))
+            for mode in ("memory", "stream")
+        }
+        epochs = {
+            "reference": lambda seed: reference_epoch(raw, frames, train.ids, train.labels, seed),
+            "ours, memory": lambda seed: our_epoch(ours["memory"], seed),
+            "ours, stream": lambda seed: our_epoch(ours["stream"], seed),
+        }
         times: dict[str, list[float]] = {k: [] for k in epochs}
         kinds = list(epochs)
         for r in range(reps):
-            for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+            for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
                 times[kind].append(timed(lambda: epochs[kind](r)))  # noqa: B023 (called at once)
         ref = median(times["reference"])
         rows = [["reference (decode + STFT + JPEG every epoch)", ref, len(train) / ref, 1.0, "-"]]
         for kind in kinds[1:]:
             t = median(times[kind])
             rows.append([kind, t, len(train) / t, ref / t, "yes" if ref / t >= TARGET else "no"])
-        print(f"{clips} clips generated; train split {len(train)} clips, audio {train.inputs['audio'].shape[1:]}, "
-              f"video {train.inputs['video'].shape[1:]}; median of {reps} interleaved epochs.\n")
+        print(
+            f"{clips} clips generated; train split {len(train)} clips, audio {train.inputs['audio'].shape[1:]}, "
+            f"video {train.inputs['video'].shape[1:]}; median of {reps} interleaved epochs.\n"
+        )
         print(table(["path", "epoch (s)", "clips/s", "reference / this", f">= {TARGET}x less"], rows))
         print("\nOne-time costs (all splits):\n")
         per_epoch_saving = ref - median(times["ours, memory"])
-        print(table(["step", "seconds", "epochs to pay back"],
-                    [[f"ours: preprocess {clips} clips once (1 worker)", t_pre,
-                      f"{t_pre / per_epoch_saving:.2f}" if per_epoch_saving > 0 else "never"],
-                     [f"reference: JPEG extraction of {clips} clips once", t_jpeg, "-"]]))
+        print(
+            table(
+                ["step", "seconds", "epochs to pay back"],
+                [
+                    [
+                        f"ours: preprocess {clips} clips once (1 worker)",
+                        t_pre,
+                        f"{t_pre / per_epoch_saving:.2f}" if per_epoch_saving > 0 else "never",
+                    ],
+                    [f"reference: JPEG extraction of {clips} clips once", t_jpeg, "-"],
+                ],
+            )
+        )
 
 
 if __name__ == "__main__":

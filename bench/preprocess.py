@@ -35,17 +35,21 @@ def child(job: dict) -> None:
     """Preprocess one raw folder and print elapsed time and peak memory as JSON."""
     from g2d.datasets import cremad
 
-    params = cremad.Params(video=cremad.VideoParams(fps=1.0, frames=1, size=224),
-                           split=cremad.SplitParams(val_fraction=0.2, test_fraction=0.2))
+    params = cremad.Params(
+        video=cremad.VideoParams(fps=1.0, frames=1, size=224),
+        split=cremad.SplitParams(val_fraction=0.2, test_fraction=0.2),
+    )
     start = time.perf_counter()
     cremad.warm_up(params.audio)  # what preprocess does first; done here to time it apart
     startup = time.perf_counter() - start
     start = time.perf_counter()
-    report = cremad.preprocess("bench", job["raw"], params, job["out"], job["out"] + ".report.json",
-                               workers=job["workers"])
+    report = cremad.preprocess(
+        "bench", job["raw"], params, job["out"], job["out"] + ".report.json", workers=job["workers"]
+    )
     elapsed = time.perf_counter() - start
-    print(json.dumps({"startup": startup, "seconds": elapsed, "clips": sum(report["counts"].values()),
-                      **peak_rss_mib()}))
+    print(
+        json.dumps({"startup": startup, "seconds": elapsed, "clips": sum(report["counts"].values()), **peak_rss_mib()})
+    )
 
 
 def link_subset(raw: Path, out: Path, actors: int) -> Path:
@@ -78,45 +82,105 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp_name:
         tmp = Path(tmp_name)
         start = time.perf_counter()
-        demo.generate(tmp / "raw4n", demo.Params(actors=4 * actors, sentences=1, sample_rate=16000, min_duration=2.0,
-                                                 max_duration=3.0, fps=10.0, frame_size=96))
-        print(f"generated {4 * actors * CLIPS_PER_ACTOR} raw clips in {time.perf_counter() - start:.0f} s",
-              file=sys.stderr)
+        demo.generate(
+            tmp / "raw4n",
+            demo.Params(
+                actors=4 * actors,
+                sentences=1,
+                sample_rate=16000,
+                min_duration=2.0,
+                max_duration=3.0,
+                fps=10.0,
+                frame_size=96,
+            ),
+        )
+        print(
+            f"generated {4 * actors * CLIPS_PER_ACTOR} raw clips in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
         raws = {"N": link_subset(tmp / "raw4n", tmp / "rawn", actors), "4N": tmp / "raw4n"}
         runs = [(size, workers) for size in ("N", "4N") for workers in (1, 2)]
         results: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
         for r in range(reps):
-            for size, workers in runs[r % len(runs):] + runs[:r % len(runs)]:
+            for size, workers in runs[r % len(runs) :] + runs[: r % len(runs)]:
                 out = str(tmp / f"{size}-{workers}-{r}.h5")
-                results[(size, workers)].append(in_fresh_process(Path(__file__), {
-                    "raw": str(raws[size]), "out": out, "workers": workers}))
+                results[(size, workers)].append(
+                    in_fresh_process(Path(__file__), {"raw": str(raws[size]), "out": out, "workers": workers})
+                )
                 Path(out).unlink()
         rows = []
         for size, workers in runs:
             res = results[(size, workers)]
             clips = res[0]["clips"]
             startup, seconds = median([x["startup"] for x in res]), median([x["seconds"] for x in res])
-            rows.append([size, clips, workers, startup, seconds, clips / seconds, startup + seconds,
-                         clips / (startup + seconds), max(x["self"] for x in res),
-                         max(x["children"] for x in res) if workers > 1 else "-"])
-        print(table(["clips", "clips written", "workers", "start-up (s)", "clips part (s)", "clips/s",
-                     "whole stage (s)", "whole stage clips/s", "peak RSS main process (MiB)",
-                     "peak RSS of a worker (MiB)"], rows))
+            rows.append(
+                [
+                    size,
+                    clips,
+                    workers,
+                    startup,
+                    seconds,
+                    clips / seconds,
+                    startup + seconds,
+                    clips / (startup + seconds),
+                    max(x["self"] for x in res),
+                    max(x["children"] for x in res) if workers > 1 else "-",
+                ]
+            )
+        print(
+            table(
+                [
+                    "clips",
+                    "clips written",
+                    "workers",
+                    "start-up (s)",
+                    "clips part (s)",
+                    "clips/s",
+                    "whole stage (s)",
+                    "whole stage clips/s",
+                    "peak RSS main process (MiB)",
+                    "peak RSS of a worker (MiB)",
+                ],
+                rows,
+            )
+        )
         by = {(r[0], r[2]): r for r in rows}
         speedup = {size: by[(size, 2)][5] / by[(size, 1)][5] for size in ("N", "4N")}
         whole = {size: by[(size, 2)][7] / by[(size, 1)][7] for size in ("N", "4N")}
         growth = {w: by[("4N", w)][8] / by[("N", w)][8] - 1 for w in (1, 2)}
         print()
-        print(table(["figure", "value", "target", "met"], [
-            *[[f"speed-up in clips/s, 2 workers vs 1, {size} clips", speedup[size], f">= {SPEEDUP_TARGET}",
-               "yes" if speedup[size] >= SPEEDUP_TARGET else "no"] for size in ("N", "4N")],
-            *[[f"whole stage incl. start-up, 2 workers vs 1, {size} clips", whole[size], "(context)", ""]
-              for size in ("N", "4N")],
-            ["peak RSS growth N -> 4N, 1 worker", f"{100 * growth[1]:+.1f}%", f"< {100 * GROWTH_TARGET:.0f}%",
-             "yes" if growth[1] < GROWTH_TARGET else "no"],
-            ["peak RSS growth N -> 4N, 2 workers (main)", f"{100 * growth[2]:+.1f}%", f"< {100 * GROWTH_TARGET:.0f}%",
-             "yes" if growth[2] < GROWTH_TARGET else "no"],
-        ]))
+        print(
+            table(
+                ["figure", "value", "target", "met"],
+                [
+                    *[
+                        [
+                            f"speed-up in clips/s, 2 workers vs 1, {size} clips",
+                            speedup[size],
+                            f">= {SPEEDUP_TARGET}",
+                            "yes" if speedup[size] >= SPEEDUP_TARGET else "no",
+                        ]
+                        for size in ("N", "4N")
+                    ],
+                    *[
+                        [f"whole stage incl. start-up, 2 workers vs 1, {size} clips", whole[size], "(context)", ""]
+                        for size in ("N", "4N")
+                    ],
+                    [
+                        "peak RSS growth N -> 4N, 1 worker",
+                        f"{100 * growth[1]:+.1f}%",
+                        f"< {100 * GROWTH_TARGET:.0f}%",
+                        "yes" if growth[1] < GROWTH_TARGET else "no",
+                    ],
+                    [
+                        "peak RSS growth N -> 4N, 2 workers (main)",
+                        f"{100 * growth[2]:+.1f}%",
+                        f"< {100 * GROWTH_TARGET:.0f}%",
+                        "yes" if growth[2] < GROWTH_TARGET else "no",
+                    ],
+                ],
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -34,15 +34,17 @@ DIAGNOSE = ROOT / "config/presets/avmnist-diagnose.yaml"
 SUMMARY = ROOT / "reports/summary.json"
 DATASET = "avmnist"
 # Table 1 of the paper, AV-MNIST, test accuracy (%); its "Video" row is the image modality.
-PAPER = {"teachers": {"audio": 42.69, "image": 65.44},
-         "joint": {"fused": 69.77, "audio": 16.05, "image": 55.83},
-         "g2d": {"fused": 73.03, "audio": 39.10, "image": 65.09},
-         "ogm_ge": {"fused": 71.08, "audio": 24.53, "image": 55.85},
-         "umt": {"fused": 72.33, "audio": 31.55, "image": 64.08}}
+PAPER = {
+    "teachers": {"audio": 42.69, "image": 65.44},
+    "joint": {"fused": 69.77, "audio": 16.05, "image": 55.83},
+    "g2d": {"fused": 73.03, "audio": 39.10, "image": 65.09},
+    "ogm_ge": {"fused": 71.08, "audio": 24.53, "image": 55.85},
+    "umt": {"fused": 72.33, "audio": 31.55, "image": 64.08},
+}
 # The issue's targets for a profile that shows the imbalance.
-JOINT_STARVED_MAX = 0.6   # joint's weak-modality branch at most this multiple of its teacher
-G2D_FUSED_GAIN = 0.02     # G2D's fused accuracy at least this much above joint's
-G2D_WEAK_MIN = 0.9        # G2D's weak-modality branch at least this multiple of its teacher
+JOINT_STARVED_MAX = 0.6  # joint's weak-modality branch at most this multiple of its teacher
+G2D_FUSED_GAIN = 0.02  # G2D's fused accuracy at least this much above joint's
+G2D_WEAK_MIN = 0.9  # G2D's weak-modality branch at least this multiple of its teacher
 
 
 def run_pipeline(seeds: list[int] | None, cores: int, presets: list[Path]) -> tuple[float, str]:
@@ -72,8 +74,9 @@ def paper(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def student_rows(label: str, entry: dict[str, Any], mods: list[str], teachers: dict[str, Any],
-                 paper_row: dict[str, float | None]) -> list[str]:
+def student_rows(
+    label: str, entry: dict[str, Any], mods: list[str], teachers: dict[str, Any], paper_row: dict[str, float | None]
+) -> list[str]:
     """One student's rows: fused, then each modality's branch and the linear probe of its encoder."""
     rows = [f"| {label} | fused | {fmt(entry['fused']['accuracy'])} | | {paper(paper_row.get('fused'))} |"]
     for m in mods:
@@ -98,14 +101,17 @@ def targets(s: dict[str, Any]) -> list[str]:
     def mark(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
-    return ["| target | measured | |", "|---|---|---|",
-            f"| joint's {weak} branch <= {JOINT_STARVED_MAX}x its teacher | {joint_weak:.2f}x | "
-            f"{mark(joint_weak <= JOINT_STARVED_MAX)} |",
-            f"| G2D fused >= joint + {100 * G2D_FUSED_GAIN:.0f} points | {100 * gain:+.2f} points | "
-            f"{mark(gain >= G2D_FUSED_GAIN)} |",
-            f"| G2D's {weak} branch >= {G2D_WEAK_MIN}x its teacher | {g2d_weak:.2f}x | {mark(g2d_weak >= G2D_WEAK_MIN)} |",
-            f"| G2D's {weak} encoder (linear probe) >= {G2D_WEAK_MIN}x its teacher | {g2d_probe:.2f}x | "
-            f"{mark(g2d_probe >= G2D_WEAK_MIN)} |"]
+    return [
+        "| target | measured | |",
+        "|---|---|---|",
+        f"| joint's {weak} branch <= {JOINT_STARVED_MAX}x its teacher | {joint_weak:.2f}x | "
+        f"{mark(joint_weak <= JOINT_STARVED_MAX)} |",
+        f"| G2D fused >= joint + {100 * G2D_FUSED_GAIN:.0f} points | {100 * gain:+.2f} points | "
+        f"{mark(gain >= G2D_FUSED_GAIN)} |",
+        f"| G2D's {weak} branch >= {G2D_WEAK_MIN}x its teacher | {g2d_weak:.2f}x | {mark(g2d_weak >= G2D_WEAK_MIN)} |",
+        f"| G2D's {weak} encoder (linear probe) >= {G2D_WEAK_MIN}x its teacher | {g2d_probe:.2f}x | "
+        f"{mark(g2d_probe >= G2D_WEAK_MIN)} |",
+    ]
 
 
 def table(summary: dict[str, Any]) -> str:
@@ -113,12 +119,18 @@ def table(summary: dict[str, Any]) -> str:
     s = summary[DATASET]
     mods = s["modalities"]
     n_seeds = len(next(iter(s["teachers"].values()))["accuracy"]["values"])
-    lines = [f"AV-MNIST, test accuracy (%), mean ± std over {n_seeds} seed(s), checkpoints chosen on validation.",
-             "", f"Weak modality: **{s['weak_modality']}**, {s['weak_modality_rule']}.", "",
-             "| model | output | ours | x teacher | paper (Table 1) |", "|---|---|---|---|---|"]
+    lines = [
+        f"AV-MNIST, test accuracy (%), mean ± std over {n_seeds} seed(s), checkpoints chosen on validation.",
+        "",
+        f"Weak modality: **{s['weak_modality']}**, {s['weak_modality_rule']}.",
+        "",
+        "| model | output | ours | x teacher | paper (Table 1) |",
+        "|---|---|---|---|---|",
+    ]
     for m in mods:
-        lines.append(f"| teacher {m} | {m} | {fmt(s['teachers'][m]['accuracy'])} | 1.00x | "
-                     f"{paper(PAPER['teachers'].get(m))} |")
+        lines.append(
+            f"| teacher {m} | {m} | {fmt(s['teachers'][m]['accuracy'])} | 1.00x | {paper(PAPER['teachers'].get(m))} |"
+        )
     for method, e in s["methods"].items():
         lines += student_rows(method, e, mods, s["teachers"], PAPER.get(method, {}))
     for name, ablation in s.get("ablations", {}).items():
@@ -136,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--preset", type=Path, default=PRESET)
-    parser.add_argument("--diagnose", action="store_true",
-                        help=f"also run G2D with one part changed at a time ({DIAGNOSE.relative_to(ROOT)})")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help=f"also run G2D with one part changed at a time ({DIAGNOSE.relative_to(ROOT)})",
+    )
     parser.add_argument("--no-run", action="store_true", help="print the table of the last run only")
     args = parser.parse_args(argv)
     presets = [args.preset, *([DIAGNOSE] if args.diagnose else [])]
@@ -147,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = json.loads(SUMMARY.read_text())
     if DATASET not in summary:
-        print(f"{SUMMARY} holds no {DATASET} results (the last report was of {', '.join(summary)}); "
-              "run without --no-run", file=sys.stderr)
+        print(
+            f"{SUMMARY} holds no {DATASET} results (the last report was of {', '.join(summary)}); run without --no-run",
+            file=sys.stderr,
+        )
         return 1
     sys.path.insert(0, str(ROOT / "bench"))
     sys.path.insert(0, str(ROOT / "src"))

@@ -16,8 +16,17 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import (bench_params, current_rss_mib, in_fresh_process, machine, peak_rss_mib, table,
-                    write_synthetic, write_synthetic_scores, recorded)
+from common import (
+    bench_params,
+    current_rss_mib,
+    in_fresh_process,
+    machine,
+    peak_rss_mib,
+    recorded,
+    table,
+    write_synthetic,
+    write_synthetic_scores,
+)
 
 GROWTH_TARGET = 0.20
 SHAPES = {"audio": ((1, 96, 96), "float32"), "video": ((1, 3, 64, 64), "uint8")}
@@ -35,8 +44,18 @@ def child(job: dict) -> None:
     params = bench_params(tau1=1, tau2=0, batch_size=32, data={"loading": job["loading"], "workers": 0})
     before = current_rss_mib()
     out = Path(job["out"])
-    train_student.run(params, "demo", "g2d", 0, Path(job["data"]), Path(job["scores"]), out / "teachers",
-                      out / "student.pt", out / "log.json", out / "resume")
+    train_student.run(
+        params,
+        "demo",
+        "g2d",
+        0,
+        Path(job["data"]),
+        Path(job["scores"]),
+        out / "teachers",
+        out / "student.pt",
+        out / "log.json",
+        out / "resume",
+    )
     print(json.dumps({"before": before, **peak_rss_mib()}))
 
 
@@ -63,21 +82,48 @@ def main() -> None:
         for loading in ("stream", "memory"):
             for label, (h5, scores, size) in files.items():
                 out = tmp / f"{loading}-{label}"
-                res = in_fresh_process(Path(__file__), {"loading": loading, "data": str(h5), "scores": str(scores),
-                                                        "out": str(out)})
+                res = in_fresh_process(
+                    Path(__file__), {"loading": loading, "data": str(h5), "scores": str(scores), "out": str(out)}
+                )
                 peaks[(loading, label)] = res["self"]
-                rows.append([loading, label, size, h5.stat().st_size / 2**20, res["before"], res["self"],
-                             res["self"] - res["before"]])
-        print(table(["loading", "file", "train samples", "file size (MiB)", "RSS after imports (MiB)",
-                     "peak RSS (MiB)", "peak - after imports (MiB)"], rows))
+                rows.append(
+                    [
+                        loading,
+                        label,
+                        size,
+                        h5.stat().st_size / 2**20,
+                        res["before"],
+                        res["self"],
+                        res["self"] - res["before"],
+                    ]
+                )
+        print(
+            table(
+                [
+                    "loading",
+                    "file",
+                    "train samples",
+                    "file size (MiB)",
+                    "RSS after imports (MiB)",
+                    "peak RSS (MiB)",
+                    "peak - after imports (MiB)",
+                ],
+                rows,
+            )
+        )
         print()
         figures = []
         for mode in ("stream", "memory"):
             growth = peaks[(mode, "4N")] / peaks[(mode, "N")] - 1
             met = ("yes" if growth < GROWTH_TARGET else "no") if mode == "stream" else "- (contrast)"
-            figures.append([f"peak RSS growth N -> 4N, {mode}",
-                            f"{100 * growth:+.1f}% ({peaks[(mode, '4N')] - peaks[(mode, 'N')]:+.0f} MiB)",
-                            f"< {100 * GROWTH_TARGET:.0f}%" if mode == "stream" else "-", met])
+            figures.append(
+                [
+                    f"peak RSS growth N -> 4N, {mode}",
+                    f"{100 * growth:+.1f}% ({peaks[(mode, '4N')] - peaks[(mode, 'N')]:+.0f} MiB)",
+                    f"< {100 * GROWTH_TARGET:.0f}%" if mode == "stream" else "-",
+                    met,
+                ]
+            )
         print(table(["figure", "value", "target", "met"], figures))
 
 

@@ -34,14 +34,14 @@ import functools
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from common import (bench_params, machine, recorded, synthetic_scores, table, timed, write_synthetic, write_synthetic_scores)
 from g2d.config.params import AugmentParams, Params
 from g2d.datasets import cremad
 from g2d.io.dataset_file import DatasetMeta, load_split, open_split, read_meta
@@ -51,11 +51,22 @@ from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.stages import score, train_student, train_teachers
 from g2d.training.augment import BankViews, FixedView, FreshCrops, draw_bank, frame_sizes
 from g2d.training.data import Normalizer, SplitTensors
-from g2d.types import Batch
 from g2d.training.engine import StepFn
 from g2d.training.optim import build_optimizer
 from g2d.training.predict import predict_unimodal
 from g2d.training.student import make_method, student_step
+from g2d.types import Batch
+
+from common import (
+    bench_params,
+    machine,
+    recorded,
+    synthetic_scores,
+    table,
+    timed,
+    write_synthetic,
+    write_synthetic_scores,
+)
 
 TARGET = 1.15
 PATHS = ("memory", "stream", "stream, 1 worker")
@@ -79,13 +90,27 @@ class Setup:
 def setups() -> dict[str, Setup]:
     demo = bench_params().datasets["demo"]
     return {
-        "demo (small_cnn)": Setup(cremad.sample_shapes(demo.preprocess), dict(demo.encoders), 6, 32, 96, 64,
-                                  ("video",)),
-        "AV-MNIST shapes (small_cnn)": Setup({"image": ((1, 28, 28), "uint8"), "audio": ((1, 112, 112), "float32")},
-                                             {"image": "small_cnn", "audio": "small_cnn"}, 10, 32, 128, 64,
-                                             ("image",)),
-        "CREMA-D shapes (resnet18)": Setup({"audio": ((1, 257, 188), "float32"), "video": ((1, 3, 224, 224), "uint8")},
-                                           {"audio": "resnet18", "video": "resnet18"}, 6, 8, 16, 8, ("video",)),
+        "demo (small_cnn)": Setup(
+            cremad.sample_shapes(demo.preprocess), dict(demo.encoders), 6, 32, 96, 64, ("video",)
+        ),
+        "AV-MNIST shapes (small_cnn)": Setup(
+            {"image": ((1, 28, 28), "uint8"), "audio": ((1, 112, 112), "float32")},
+            {"image": "small_cnn", "audio": "small_cnn"},
+            10,
+            32,
+            128,
+            64,
+            ("image",),
+        ),
+        "CREMA-D shapes (resnet18)": Setup(
+            {"audio": ((1, 257, 188), "float32"), "video": ((1, 3, 224, 224), "uint8")},
+            {"audio": "resnet18", "video": "resnet18"},
+            6,
+            8,
+            16,
+            8,
+            ("video",),
+        ),
     }
 
 
@@ -113,16 +138,25 @@ def build_rig(setup: Setup, n: int, tmp: Path) -> Rig:
     h5 = write_synthetic(tmp / "data.h5", setup.shapes, {"train": n, "val": 4, "test": 4}, setup.classes)
     meta = read_meta(h5)
     torch.manual_seed(0)
-    model = MultimodalStudent(meta.modalities, setup.encoders, {m: s for m, (s, _) in setup.shapes.items()},
-                              "late", meta.num_outputs)
+    model = MultimodalStudent(
+        meta.modalities, setup.encoders, {m: s for m, (s, _) in setup.shapes.items()}, "late", meta.num_outputs
+    )
     dim = int(model.encoders[meta.modalities[0]].backbone.out_dim)
     cache = write_synthetic_scores(tmp / "scores.h5", {"train": n}, meta.modalities, dim, setup.classes)
     params = bench_params(batch_size=setup.batch_size)
     method = make_method(params, "g2d", meta)
     method.setup(None)
-    return Rig(h5=h5, meta=meta, params=params, model=model, method=method,
-               optimizer=build_optimizer(params, model.parameters()), teacher=read_scores(cache, "train"),
-               norm=Normalizer.fit(load_split(h5, "train"), meta.task), feature_dim=dim)
+    return Rig(
+        h5=h5,
+        meta=meta,
+        params=params,
+        model=model,
+        method=method,
+        optimizer=build_optimizer(params, model.parameters()),
+        teacher=read_scores(cache, "train"),
+        norm=Normalizer.fit(load_split(h5, "train"), meta.task),
+        feature_dim=dim,
+    )
 
 
 def run_epochs(epochs: dict[str, Callable[[], None]], reps: int) -> dict[str, list[float]]:
@@ -130,7 +164,7 @@ def run_epochs(epochs: dict[str, Callable[[], None]], reps: int) -> dict[str, li
     kinds = list(epochs)
     times: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(reps):
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+        for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
             times[kind].append(timed(epochs[kind]))
     return times
 
@@ -154,10 +188,13 @@ def time_setup(setup: Setup, n: int, reps: int, tmp: Path) -> dict[str, Any]:
     """Fastest epoch time of pure compute and of each real data path, measured in turns."""
     rig = build_rig(setup, n, tmp)
     device = torch.device("cpu")
-    data = {"memory": SplitTensors(open_split(rig.h5, "train", "memory"), rig.norm, device, teacher=rig.teacher),
-            "stream": SplitTensors(open_split(rig.h5, "train", "stream"), rig.norm, device, teacher=rig.teacher),
-            "stream, 1 worker": SplitTensors(open_split(rig.h5, "train", "stream"), rig.norm, device,
-                                             teacher=rig.teacher, workers=1)}
+    data = {
+        "memory": SplitTensors(open_split(rig.h5, "train", "memory"), rig.norm, device, teacher=rig.teacher),
+        "stream": SplitTensors(open_split(rig.h5, "train", "stream"), rig.norm, device, teacher=rig.teacher),
+        "stream, 1 worker": SplitTensors(
+            open_split(rig.h5, "train", "stream"), rig.norm, device, teacher=rig.teacher, workers=1
+        ),
+    }
     built = list(data["memory"].batches(setup.batch_size, shuffle_seed=0))
     step = rig.step()
     waits: dict[str, list[float]] = {k: [] for k in PATHS}
@@ -172,9 +209,13 @@ def time_setup(setup: Setup, n: int, reps: int, tmp: Path) -> dict[str, Any]:
     epoch("pure")  # warm-up: first steps pay for allocation and kernel selection
     times = run_epochs({k: functools.partial(epoch, k) for k in ("pure", *PATHS)}, reps)
     pure = min(times["pure"])
-    return {"steps": len(built), "pure": pure, **{k: min(times[k]) for k in PATHS},
-            **{f"ratio {k}": min(times[k]) / pure for k in PATHS},
-            **{f"wait {k}": sum(waits[k]) / sum(times[k]) for k in PATHS}}
+    return {
+        "steps": len(built),
+        "pure": pure,
+        **{k: min(times[k]) for k in PATHS},
+        **{f"ratio {k}": min(times[k]) / pure for k in PATHS},
+        **{f"wait {k}": sum(waits[k]) / sum(times[k]) for k in PATHS},
+    }
 
 
 class TimedTeacher(torch.nn.Module):
@@ -218,15 +259,21 @@ def time_augment(setup: Setup, n: int, reps: int, views: int, tmp: Path) -> dict
     per_view = synthetic_scores(np.random.default_rng(1), (views, n), setup.images, rig.feature_dim, setup.classes)
     teachers = frozen_teachers(setup, rig.meta.num_outputs)
     one_view = SplitTensors(split, rig.norm, device, augment=FixedView(bank, 0))
-    view_pass_s = min(timed(lambda: [predict_unimodal(teachers[m], one_view, m, rig.params.eval_batch_size)
-                                     for m in setup.images]) for _ in range(max(1, reps // 2)))
+    view_pass_s = min(
+        timed(lambda: [predict_unimodal(teachers[m], one_view, m, rig.params.eval_batch_size) for m in setup.images])
+        for _ in range(max(1, reps // 2))
+    )
     teacher_s: list[float] = []
     timed_teachers = {m: TimedTeacher(t, teacher_s) for m, t in teachers.items()}
-    data = {"none": SplitTensors(split, rig.norm, device, teacher=rig.teacher),
-            "views": SplitTensors(split, rig.norm, device, teacher=rig.teacher, augment=BankViews(bank),
-                                  teacher_views=per_view),
-            "online": SplitTensors(split, rig.norm, device,
-                                   augment=FreshCrops(dataclasses.replace(spec, kind="online"), sizes, n))}
+    data = {
+        "none": SplitTensors(split, rig.norm, device, teacher=rig.teacher),
+        "views": SplitTensors(
+            split, rig.norm, device, teacher=rig.teacher, augment=BankViews(bank), teacher_views=per_view
+        ),
+        "online": SplitTensors(
+            split, rig.norm, device, augment=FreshCrops(dataclasses.replace(spec, kind="online"), sizes, n)
+        ),
+    }
     steps = {"none": rig.step(), "views": rig.step(), "online": rig.step(timed_teachers)}
     waits: dict[str, list[float]] = {k: [] for k in WAYS}
     in_teachers: dict[str, list[float]] = {k: [] for k in WAYS}
@@ -235,18 +282,24 @@ def time_augment(setup: Setup, n: int, reps: int, views: int, tmp: Path) -> dict
     def epoch(way: str, seed: int) -> None:
         del teacher_s[:]
         step_times[way].append([])
-        waits[way].append(epoch_waiting(data[way].batches(setup.batch_size, shuffle_seed=seed), steps[way],
-                                        step_times[way][-1]))
+        waits[way].append(
+            epoch_waiting(data[way].batches(setup.batch_size, shuffle_seed=seed), steps[way], step_times[way][-1])
+        )
         in_teachers[way].append(sum(teacher_s))
 
     epoch("online", 0)  # warm-up, teachers included
     step_times["online"].clear()
     times = run_epochs({w: functools.partial(epoch, w, 1) for w in WAYS}, reps)
     floor = {w: float(np.min(np.array(step_times[w]), axis=0).sum()) for w in WAYS}
-    return {"view pass": view_pass_s, "bank draw": draw_s, **{w: floor[w] for w in WAYS},
-            **{f"fastest {w}": min(times[w]) for w in WAYS}, **{f"ratio {w}": floor[w] / floor["none"] for w in WAYS},
-            **{f"wait {w}": sum(waits[w]) / sum(times[w]) for w in WAYS},
-            **{f"teachers {w}": sum(in_teachers[w]) / sum(times[w]) for w in WAYS}}
+    return {
+        "view pass": view_pass_s,
+        "bank draw": draw_s,
+        **{w: floor[w] for w in WAYS},
+        **{f"fastest {w}": min(times[w]) for w in WAYS},
+        **{f"ratio {w}": floor[w] / floor["none"] for w in WAYS},
+        **{f"wait {w}": sum(waits[w]) / sum(times[w]) for w in WAYS},
+        **{f"teachers {w}": sum(in_teachers[w]) / sum(times[w]) for w in WAYS},
+    }
 
 
 class ForwardCounter:
@@ -261,7 +314,7 @@ class ForwardCounter:
             self.calls += 1
             self.samples += int(args[0].shape[0])
 
-    def __enter__(self) -> "ForwardCounter":
+    def __enter__(self) -> ForwardCounter:
         self._handle = torch.nn.modules.module.register_module_forward_hook(self)
         return self
 
@@ -277,22 +330,44 @@ def count_teacher_forwards(tmp: Path, views: int) -> list[list[Any]]:
     rows = []
     for kind, cache_modes in (("none", (True, False)), ("views", (True,)), ("online", (False,))):
         augment = {"kind": kind, "views": views}
-        params = bench_params(tau1=1, tau2=1, teacher={"epochs": 1}, datasets={"demo": {"augment": augment}},
-                              teacher_cache=kind != "online")
+        params = bench_params(
+            tau1=1,
+            tau2=1,
+            teacher={"epochs": 1},
+            datasets={"demo": {"augment": augment}},
+            teacher_cache=kind != "online",
+        )
         tdir, cache = tmp / kind / "teachers", tmp / kind / "scores.h5"
         train_teachers.run(params, "demo", 0, h5, tdir, tmp / kind / "resume")
         with ForwardCounter() as count:
-            score.run(params, h5, tdir, cache, tmp / kind / "tm.json", tmp / kind / "tc.png",
-                      augment=params.datasets["demo"].augment)
-        rows.append([f"score stage, augment {kind}" + (f" (K = {views})" if kind == "views" else ""),
-                     count.calls, count.samples])
+            score.run(
+                params,
+                h5,
+                tdir,
+                cache,
+                tmp / kind / "tm.json",
+                tmp / kind / "tc.png",
+                augment=params.datasets["demo"].augment,
+            )
+        rows.append(
+            [
+                f"score stage, augment {kind}" + (f" (K = {views})" if kind == "views" else ""),
+                count.calls,
+                count.samples,
+            ]
+        )
         for cached in cache_modes:
             p = bench_params(tau1=1, tau2=1, teacher_cache=cached, datasets={"demo": {"augment": augment}})
             out = tmp / kind / str(cached)
             with ForwardCounter() as count:
                 train_student.run(p, "demo", "g2d", 0, h5, cache, tdir, out / "s.pt", out / "l.json", out / "r")
-            rows.append([f"train_student, augment {kind}, teacher_cache: {str(cached).lower()} (2 epochs, 48 samples)",
-                         count.calls, count.samples])
+            rows.append(
+                [
+                    f"train_student, augment {kind}, teacher_cache: {str(cached).lower()} (2 epochs, 48 samples)",
+                    count.calls,
+                    count.samples,
+                ]
+            )
     return rows
 
 
@@ -300,7 +375,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples and repetitions")
     parser.add_argument("--reps", type=int, default=None, help="timed epochs per path (default 4, quick 2)")
-    parser.add_argument("--views", type=int, default=8, help="views per clip in the bank (default 8, the paper preset's)")
+    parser.add_argument(
+        "--views", type=int, default=8, help="views per clip in the bank (default 8, the paper preset's)"
+    )
     args = parser.parse_args()
     reps = args.reps or (2 if args.quick else 4)
     print(f"machine: {machine()}\n")
@@ -313,32 +390,92 @@ def main() -> None:
             sub.mkdir()
             r = time_setup(setup, n, setup_reps, sub)
             worst = max(r[f"ratio {k}"] for k in PATHS[:2])
-            rows.append([name, n, r["steps"], r["pure"], *(r[k] for k in PATHS), *(r[f"ratio {k}"] for k in PATHS),
-                         "yes" if worst <= TARGET else "no", *(f"{100 * r[f'wait {k}']:.1f}%" for k in PATHS)])
+            rows.append(
+                [
+                    name,
+                    n,
+                    r["steps"],
+                    r["pure"],
+                    *(r[k] for k in PATHS),
+                    *(r[f"ratio {k}"] for k in PATHS),
+                    "yes" if worst <= TARGET else "no",
+                    *(f"{100 * r[f'wait {k}']:.1f}%" for k in PATHS),
+                ]
+            )
             (sub / "augment").mkdir()
             a = time_augment(setup, n, reps, args.views, sub / "augment")
             for way in WAYS:
-                once = (f"bank {a['bank draw'] * 1000:.1f} ms; score stage + {args.views} x {a['view pass']:.3g} s"
-                        if way == "views" else "")
-                ways.append([name, n, way, a[way], a[f"ratio {way}"], a[f"fastest {way}"],
-                             f"{100 * a[f'wait {way}']:.1f}%", f"{100 * a[f'teachers {way}']:.1f}%", once])
+                once = (
+                    f"bank {a['bank draw'] * 1000:.1f} ms; score stage + {args.views} x {a['view pass']:.3g} s"
+                    if way == "views"
+                    else ""
+                )
+                ways.append(
+                    [
+                        name,
+                        n,
+                        way,
+                        a[way],
+                        a[f"ratio {way}"],
+                        a[f"fastest {way}"],
+                        f"{100 * a[f'wait {way}']:.1f}%",
+                        f"{100 * a[f'teachers {way}']:.1f}%",
+                        once,
+                    ]
+                )
             print(f"{name}: done", file=sys.stderr)
-        print(f"Epoch wall time (s, fastest of {reps} interleaved epochs: the least disturbed by other load) and "
-              "ratio to pure compute:\n")
-        print(table(["inputs", "train samples", "steps", "pure compute", *PATHS,
-                     *(f"ratio {k}" for k in PATHS), f"memory & stream <= {TARGET}",
-                     *(f"waiting for data, {k}" for k in PATHS)], rows))
-        print("\n(waiting for data: share of the real path's epochs spent in next(batches), measured inside the "
-              "same epochs, so it does not depend on load changing between epochs)")
+        print(
+            f"Epoch wall time (s, fastest of {reps} interleaved epochs: the least disturbed by other load) and "
+            "ratio to pure compute:\n"
+        )
+        print(
+            table(
+                [
+                    "inputs",
+                    "train samples",
+                    "steps",
+                    "pure compute",
+                    *PATHS,
+                    *(f"ratio {k}" for k in PATHS),
+                    f"memory & stream <= {TARGET}",
+                    *(f"waiting for data, {k}" for k in PATHS),
+                ],
+                rows,
+            )
+        )
+        print(
+            "\n(waiting for data: share of the real path's epochs spent in next(batches), measured inside the "
+            "same epochs, so it does not depend on load changing between epochs)"
+        )
         print(f"\nAugmentation, three ways (memory mode, G2D student, {reps} interleaved epochs per way):\n")
-        print(table(["inputs", "train samples", "augment.kind", "epoch (s), fastest steps", "vs none",
-                     "fastest whole epoch (s)", "reading + cropping", "teacher forwards", "one-time (views)"], ways))
-        print("\n(epoch: the sum of each step's fastest time over the epochs; shares: of all timed epochs' wall time; "
-              "one-time: drawing the bank, and the score stage's extra teacher pass over the training split per view, "
-              "augmented modalities only)")
+        print(
+            table(
+                [
+                    "inputs",
+                    "train samples",
+                    "augment.kind",
+                    "epoch (s), fastest steps",
+                    "vs none",
+                    "fastest whole epoch (s)",
+                    "reading + cropping",
+                    "teacher forwards",
+                    "one-time (views)",
+                ],
+                ways,
+            )
+        )
+        print(
+            "\n(epoch: the sum of each step's fastest time over the epochs; shares: of all timed epochs' wall time; "
+            "one-time: drawing the bank, and the score stage's extra teacher pass over the training split per view, "
+            "augmented modalities only)"
+        )
         print("\nTeacher forward passes, counted by a forward hook on every teacher module:\n")
-        print(table(["stage", "teacher forward calls", "samples through teachers"],
-                    count_teacher_forwards(Path(tmp), min(args.views, 3))))
+        print(
+            table(
+                ["stage", "teacher forward calls", "samples through teachers"],
+                count_teacher_forwards(Path(tmp), min(args.views, 3)),
+            )
+        )
 
 
 if __name__ == "__main__":

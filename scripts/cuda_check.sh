@@ -35,7 +35,7 @@ check() {
     echo "FAIL $name"; tail -30 case.log; failed=1
   fi
 }
-for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla; do check "$method" "methods: [$method]"; done
+for method in joint g2d joint_smp umt umt_smp ogm_ge agm mmpareto mla ume dlmg pmr mses mslr reconboost; do check "$method" "methods: [$method]"; done
 for fusion in concat sum film gated cross_attention; do check "g2d, fusion $fusion" "fusion: $fusion"; done
 check "g2d, streamed through 2 DataLoader workers, online teachers" \
   "{data: {loading: stream, workers: 2}, teacher_cache: false}"

@@ -22,16 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def write_toy_dataset(path: Path, n: dict[str, int] | None = None, seed: int = 0,
-                      task: str = "classification") -> Path:
+def write_toy_dataset(path: Path, n: dict[str, int] | None = None, seed: int = 0, task: str = "classification") -> Path:
     """Two modalities whose class signal is a per-class pattern plus noise (video a little weaker)."""
     n = n or {"train": 36, "val": 12, "test": 12}
     rng = np.random.default_rng(seed)
     classes = ("NEU", "HAP", "SAD")
     proto_a = rng.normal(size=(3, 1, 12, 10)).astype(np.float32)
     proto_v = rng.integers(0, 255, size=(3, 1, 3, 12, 12))
-    meta = DatasetMeta(dataset="toy", source="cremad", task=task, modalities=("audio", "video"),
-                       class_names=classes if task == "classification" else (), preprocessing={"toy": True})
+    meta = DatasetMeta(
+        dataset="toy",
+        source="cremad",
+        task=task,
+        modalities=("audio", "video"),
+        class_names=classes if task == "classification" else (),
+        preprocessing={"toy": True},
+    )
     shapes = {"audio": ((1, 12, 10), "float32"), "video": ((2, 3, 12, 12), "uint8")}
     with DatasetWriter(path, meta, shapes) as w:
         for split, count in n.items():
@@ -47,10 +52,12 @@ def write_toy_dataset(path: Path, n: dict[str, int] | None = None, seed: int = 0
 def toy_params(**overrides) -> Params:
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     d = copy.deepcopy(base)
-    d["datasets"] = {"toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn",
-                                                                                    "video": "small_cnn"}}}
-    d.update({"seeds": [0], "tau1": 2, "tau2": 2, "batch_size": 8, "lr": 0.01, "device": "cpu",
-              "teacher": {"epochs": 3}})
+    d["datasets"] = {
+        "toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn", "video": "small_cnn"}}
+    }
+    d.update(
+        {"seeds": [0], "tau1": 2, "tau2": 2, "batch_size": 8, "lr": 0.01, "device": "cpu", "teacher": {"epochs": 3}}
+    )
     d.update(overrides)
     return params_from_dict(d)
 
@@ -68,8 +75,16 @@ class TinyStudent(MultimodalStudent):
     """MultimodalStudent on plain vectors: one linear encoder per modality (bias-free unless asked) and a
     real fusion."""
 
-    def __init__(self, fusion: str = "late", dims_in: int = 3, dim: int = 2, classes: int = 3,
-                 modalities: tuple[str, ...] = MODS, seed: int = 0, bias: bool = False) -> None:
+    def __init__(
+        self,
+        fusion: str = "late",
+        dims_in: int = 3,
+        dim: int = 2,
+        classes: int = 3,
+        modalities: tuple[str, ...] = MODS,
+        seed: int = 0,
+        bias: bool = False,
+    ) -> None:
         nn.Module.__init__(self)
         torch.manual_seed(seed)
         self.modalities = list(modalities)
@@ -77,8 +92,13 @@ class TinyStudent(MultimodalStudent):
         self.fusion = build_fusion(fusion, [dim] * len(modalities), classes)
 
 
-def tiny_batch(n: int = 4, dims_in: int = 3, modalities: tuple[str, ...] = MODS, seed: int = 1,
-               teacher: TeacherBatch | None = None) -> Batch:
+def tiny_batch(
+    n: int = 4, dims_in: int = 3, modalities: tuple[str, ...] = MODS, seed: int = 1, teacher: TeacherBatch | None = None
+) -> Batch:
     g = torch.Generator().manual_seed(seed)
-    return Batch(index=torch.arange(n), inputs={m: torch.randn(n, dims_in, generator=g) for m in modalities},
-                 target=torch.tensor([0, 1, 2, 0][:n]), teacher=teacher)
+    return Batch(
+        index=torch.arange(n),
+        inputs={m: torch.randn(n, dims_in, generator=g) for m in modalities},
+        target=torch.tensor([0, 1, 2, 0][:n]),
+        teacher=teacher,
+    )

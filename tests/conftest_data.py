@@ -8,8 +8,9 @@ from typing import Any
 
 from g2d.datasets import cremad, demo
 
-TINY_DEMO = demo.Params(actors=4, sentences=1, sample_rate=8000, min_duration=0.5, max_duration=1.0,
-                        fps=4.0, frame_size=24)
+TINY_DEMO = demo.Params(
+    actors=4, sentences=1, sample_rate=8000, min_duration=0.5, max_duration=1.0, fps=4.0, frame_size=24
+)
 TINY_CREMAD = cremad.Params(
     audio=cremad.AudioParams(sample_rate=8000, duration=1.0, n_fft=256, hop_length=128),
     video=cremad.VideoParams(fps=2.0, frames=2, size=16),

@@ -15,8 +15,9 @@ PARAMS = str(Path(__file__).resolve().parents[1] / "params.yaml")
 
 
 def args(**kw: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"dataset": "demo", "seed": 0, "method": "g2d", "ablation": None, "variant": None,
-                                 **kw})
+    return argparse.Namespace(
+        **{"dataset": "demo", "seed": 0, "method": "g2d", "ablation": None, "variant": None, **kw}
+    )
 
 
 def test_variant_files_live_under_their_ablation_and_resume_outside_it():
@@ -46,14 +47,26 @@ def stat(mean: float) -> dict:
 
 def test_ablation_table_has_a_row_per_method_and_variant():
     entry = {o: stat(0.5) for o in ("fused", "audio", "video")}
-    summary = {"modalities": ["audio", "video"], "ablations": {"smp": {"over": ["tau1", "tau2"], "variants": {
-        "without": {"label": "without: (0, 2)", "methods": {"joint_smp": entry, "g2d": entry}},
-        "with": {"label": "with: (1, 1)", "methods": {"joint_smp": entry, "g2d": entry}}}}}}
+    summary = {
+        "modalities": ["audio", "video"],
+        "ablations": {
+            "smp": {
+                "over": ["tau1", "tau2"],
+                "variants": {
+                    "without": {"label": "without: (0, 2)", "methods": {"joint_smp": entry, "g2d": entry}},
+                    "with": {"label": "with: (1, 1)", "methods": {"joint_smp": entry, "g2d": entry}},
+                },
+            }
+        },
+    }
     lines = ablation_table(summary, "smp", "accuracy", 100.0).splitlines()
     assert lines[0] == "| method | (tau1, tau2) | Multi (fused) | audio | video |"
     assert [line.split(" | ")[:2] for line in lines[2:]] == [
-        ["| joint_smp", "without: (0, 2)"], ["| joint_smp", "with: (1, 1)"],
-        ["| g2d", "without: (0, 2)"], ["| g2d", "with: (1, 1)"]]
+        ["| joint_smp", "without: (0, 2)"],
+        ["| joint_smp", "with: (1, 1)"],
+        ["| g2d", "without: (0, 2)"],
+        ["| g2d", "with: (1, 1)"],
+    ]
     assert lines[2].endswith("| 50.00 ± 1.00 | 50.00 ± 1.00 | 50.00 ± 1.00 |")
 
 

@@ -13,7 +13,6 @@ import torch
 
 import g2d.training.augment as aug
 import g2d.training.student as ts
-from conftest import toy_params
 from g2d.config.params import AugmentParams
 from g2d.io.dataset_file import load_split, read_meta
 from g2d.io.score_cache import TRAIN_VIEWS, TeacherScores, ViewBank, read_scores, read_view_bank
@@ -25,6 +24,8 @@ from g2d.training.data import Normalizer, SplitTensors
 from g2d.training.student import train_student as fit_student
 from g2d.training.teacher import load_teachers
 from g2d.transforms.augment import crop_resize, draw_boxes
+
+from conftest import toy_params
 
 CPU = torch.device("cpu")
 ENCODERS = {"audio": "small_cnn", "video": "small_cnn"}
@@ -42,15 +43,27 @@ def run_stages(params, h5: Path, out: Path, method: str = "g2d", seed: int = 0) 
     """Teachers, score, one student and its evaluation into `out`; what they wrote."""
     augment = params.datasets["toy"].augment
     train_teachers.run(params, "toy", seed, h5, out / "teachers", out / "resume")
-    score.run(params, h5, out / "teachers", out / "scores.h5", out / "tm.json", out / "c.png", augment=augment,
-              seed=seed)
-    train_student.run(params, "toy", method, seed, h5, out / "scores.h5", out / "teachers", out / "s.pt",
-                      out / "log.json", out / "resume")
+    score.run(
+        params, h5, out / "teachers", out / "scores.h5", out / "tm.json", out / "c.png", augment=augment, seed=seed
+    )
+    train_student.run(
+        params,
+        "toy",
+        method,
+        seed,
+        h5,
+        out / "scores.h5",
+        out / "teachers",
+        out / "s.pt",
+        out / "log.json",
+        out / "resume",
+    )
     metrics = evaluate.run(params, h5, out / "scores.h5", out / "s.pt", out / "m.json")
     return {"log": json.loads((out / "log.json").read_text()), "metrics": metrics}
 
 
 # -- the crops themselves --------------------------------------------------------------------------
+
 
 def test_boxes_lie_inside_the_frame_and_follow_scale_and_ratio():
     boxes = draw_boxes(np.random.default_rng(0), 20_000, 30, 40, (0.2, 0.6), (0.5, 2.0))
@@ -64,14 +77,14 @@ def test_boxes_lie_inside_the_frame_and_follow_scale_and_ratio():
 
 def test_crop_resize_crops_resizes_and_flips_every_frame_alike():
     frames = np.zeros((2, 3, 3, 8, 8), dtype=np.uint8)
-    frames[:, :, :, :4, :4] = 200            # bright top-left quadrant
-    frames[:, :, :, :4, 3] = 100             # ... whose last column is grey
+    frames[:, :, :, :4, :4] = 200  # bright top-left quadrant
+    frames[:, :, :, :4, 3] = 100  # ... whose last column is grey
     full, quadrant = np.array([[0, 0, 8, 8]]), np.array([[0, 0, 4, 4]])
     out = crop_resize(frames, np.concatenate([full, quadrant]), np.array([True, False]))
-    np.testing.assert_array_equal(out[0], frames[0, :, :, :, ::-1])         # full box: a mirror image only
+    np.testing.assert_array_equal(out[0], frames[0, :, :, :, ::-1])  # full box: a mirror image only
     assert out.shape == frames.shape and out.dtype == np.uint8
     assert (out[1, :, :, :, :5] == 200).all() and (out[1, :, :, :, 7] == 100).all()  # quadrant blown up 2x
-    assert all((out[1, t] == out[1, 0]).all() for t in range(3))          # one crop for the whole stack
+    assert all((out[1, t] == out[1, 0]).all() for t in range(3))  # one crop for the whole stack
 
 
 def test_view_bank_is_deterministic_per_seed_and_records_flips():
@@ -85,7 +98,9 @@ def test_view_bank_is_deterministic_per_seed_and_records_flips():
     assert 0.3 < a.flip["video"].mean() < 0.7
     top, left, h, w = np.moveaxis(a.boxes["video"], -1, 0)
     assert (top >= 0).all() and (left >= 0).all() and (top + h <= 12).all() and (left + w <= 12).all()
-    assert not draw_bank(AugmentParams(kind="views", modalities=("video",), flip=False), sizes, 50, 3).flip["video"].any()
+    assert (
+        not draw_bank(AugmentParams(kind="views", modalities=("video",), flip=False), sizes, 50, 3).flip["video"].any()
+    )
 
 
 def test_epoch_crops_are_seeded_by_the_epoch():
@@ -105,13 +120,22 @@ def test_epoch_crops_are_seeded_by_the_epoch():
 
 # -- the view bank in the score cache -------------------------------------------------------------
 
+
 def test_score_cache_holds_the_bank_and_one_teacher_output_per_view(toy_h5, tmp_path):
     views = aug_params({"kind": "views", "views": 3})
     none = aug_params({"kind": "none"})
     tdir = tmp_path / "teachers"
     train_teachers.run(views, "toy", 0, toy_h5, tdir, tmp_path / "resume")
-    score.run(views, toy_h5, tdir, tmp_path / "views.h5", tmp_path / "tm.json", tmp_path / "c.png",
-              augment=views.datasets["toy"].augment, seed=5)
+    score.run(
+        views,
+        toy_h5,
+        tdir,
+        tmp_path / "views.h5",
+        tmp_path / "tm.json",
+        tmp_path / "c.png",
+        augment=views.datasets["toy"].augment,
+        seed=5,
+    )
     score.run(none, toy_h5, tdir, tmp_path / "none.h5", tmp_path / "tm0.json", tmp_path / "c0.png")
     bank = read_view_bank(tmp_path / "views.h5")
     n = len(load_split(toy_h5, "train"))
@@ -124,7 +148,9 @@ def test_score_cache_holds_the_bank_and_one_teacher_output_per_view(toy_h5, tmp_
     assert json.loads((tmp_path / "tm.json").read_text())[TRAIN_VIEWS]["video"]["accuracy"] >= 0
     for split in ("train", "val", "test"):  # unaugmented splits: exactly what scoring without a bank writes
         a, b = read_scores(tmp_path / "views.h5", split), read_scores(tmp_path / "none.h5", split)
-        assert all(np.array_equal(vars(a[m])[k], vars(b[m])[k]) for m in a for k in ("features", "logits", "confidence"))
+        assert all(
+            np.array_equal(vars(a[m])[k], vars(b[m])[k]) for m in a for k in ("features", "logits", "confidence")
+        )
     teacher = load_teachers(tdir, ["video"], CPU)["video"]
     train = load_split(toy_h5, "train")
     norm = Normalizer.fit(train, "classification")
@@ -141,10 +167,21 @@ def _hand_made_cache(n: int) -> tuple[ViewBank, dict[str, TeacherScores], dict[s
     flip = np.stack([np.zeros(n, bool), np.zeros(n, bool), np.ones(n, bool)])
     bank = ViewBank(boxes={"video": boxes.astype(np.int32)}, flip={"video": flip})
     code = 1000.0 * (np.arange(3)[:, None] + 1) + np.arange(n)[None, :]
-    views = {"video": TeacherScores(features=np.repeat(code[..., None], 4, axis=2).astype(np.float32),
-                                    logits=np.zeros((3, n, 3), np.float32), confidence=code.astype(np.float32))}
-    train = {m: TeacherScores(features=np.full((n, 4), -1, np.float32), logits=np.zeros((n, 3), np.float32),
-                              confidence=np.full(n, -1, np.float32)) for m in ("audio", "video")}
+    views = {
+        "video": TeacherScores(
+            features=np.repeat(code[..., None], 4, axis=2).astype(np.float32),
+            logits=np.zeros((3, n, 3), np.float32),
+            confidence=code.astype(np.float32),
+        )
+    }
+    train = {
+        m: TeacherScores(
+            features=np.full((n, 4), -1, np.float32),
+            logits=np.zeros((n, 3), np.float32),
+            confidence=np.full(n, -1, np.float32),
+        )
+        for m in ("audio", "video")
+    }
     return bank, train, views
 
 
@@ -154,10 +191,12 @@ def test_a_clip_gets_the_teacher_outputs_of_exactly_the_view_it_was_given(toy_h5
     n = len(train)
     bank, cache, per_view = _hand_made_cache(n)
     norm = Normalizer.fit(train, "classification")
-    data = SplitTensors(train, norm, CPU, teacher=cache, augment=BankViews(bank), teacher_views=per_view,
-                        workers=workers)
-    candidates = [norm.inputs("video", bank_crops(bank, np.full(n, v)).apply("video", train.inputs["video"]))
-                  for v in range(3)]
+    data = SplitTensors(
+        train, norm, CPU, teacher=cache, augment=BankViews(bank), teacher_views=per_view, workers=workers
+    )
+    candidates = [
+        norm.inputs("video", bank_crops(bank, np.full(n, v)).apply("video", train.inputs["video"])) for v in range(3)
+    ]
     seen = set()
     for epoch in (1, 2, 3):
         for batch in data.batches(8, shuffle_seed=epoch):
@@ -185,13 +224,25 @@ def test_cached_views_and_online_teachers_on_the_same_views_train_alike(toy_h5, 
 def test_views_resume_exactly_after_an_interruption(toy_h5, tmp_path):
     p = aug_params({"kind": "views", "views": 3}, tau1=2, tau2=2)
     train_teachers.run(p, "toy", 0, toy_h5, tmp_path / "t", tmp_path / "resume")
-    score.run(p, toy_h5, tmp_path / "t", tmp_path / "s.h5", tmp_path / "tm.json", tmp_path / "c.png",
-              augment=p.datasets["toy"].augment)
+    score.run(
+        p,
+        toy_h5,
+        tmp_path / "t",
+        tmp_path / "s.h5",
+        tmp_path / "tm.json",
+        tmp_path / "c.png",
+        augment=p.datasets["toy"].augment,
+    )
     train = load_split(toy_h5, "train")
     norm = Normalizer.fit(train, "classification")
-    data = SplitTensors(train, norm, CPU, teacher=read_scores(tmp_path / "s.h5", "train"),
-                        augment=BankViews(read_view_bank(tmp_path / "s.h5")),
-                        teacher_views=read_scores(tmp_path / "s.h5", TRAIN_VIEWS))
+    data = SplitTensors(
+        train,
+        norm,
+        CPU,
+        teacher=read_scores(tmp_path / "s.h5", "train"),
+        augment=BankViews(read_view_bank(tmp_path / "s.h5")),
+        teacher_views=read_scores(tmp_path / "s.h5", TRAIN_VIEWS),
+    )
     val = SplitTensors(load_split(toy_h5, "val"), norm, CPU)
     args = (p, read_meta(toy_h5), ENCODERS, "g2d", 0, data, val, None, None)
     full_state, full = fit_student(*args, tmp_path / "r1", "fp")
@@ -217,6 +268,7 @@ def test_views_resume_exactly_after_an_interruption(toy_h5, tmp_path):
 
 # -- online mode, validation and test splits ---------------------------------------------------
 
+
 class TeacherInputs:
     """Every input a teacher's forward pass gets, by a global forward hook."""
 
@@ -231,8 +283,15 @@ class TeacherInputs:
 def test_online_mode_runs_the_teachers_on_each_batchs_augmented_frames(toy_h5, tmp_path, monkeypatch):
     p = aug_params({"kind": "online", "scale": [0.1, 0.5]}, teacher_cache=False)  # never the whole frame
     train_teachers.run(p, "toy", 0, toy_h5, tmp_path / "t", tmp_path / "resume")
-    score.run(p, toy_h5, tmp_path / "t", tmp_path / "s.h5", tmp_path / "tm.json", tmp_path / "c.png",
-              augment=p.datasets["toy"].augment)
+    score.run(
+        p,
+        toy_h5,
+        tmp_path / "t",
+        tmp_path / "s.h5",
+        tmp_path / "tm.json",
+        tmp_path / "c.png",
+        augment=p.datasets["toy"].augment,
+    )
     assert read_view_bank(tmp_path / "s.h5") is None
     batches = []
     original = ts.online_teacher_batch
@@ -245,8 +304,18 @@ def test_online_mode_runs_the_teachers_on_each_batchs_augmented_frames(toy_h5, t
     hook = TeacherInputs()
     handle = torch.nn.modules.module.register_module_forward_hook(hook)
     try:
-        train_student.run(p, "toy", "g2d", 0, toy_h5, tmp_path / "s.h5", tmp_path / "t", tmp_path / "st.pt",
-                          tmp_path / "l.json", tmp_path / "resume")
+        train_student.run(
+            p,
+            "toy",
+            "g2d",
+            0,
+            toy_h5,
+            tmp_path / "s.h5",
+            tmp_path / "t",
+            tmp_path / "st.pt",
+            tmp_path / "l.json",
+            tmp_path / "resume",
+        )
     finally:
         handle.remove()
     n = len(load_split(toy_h5, "train"))
@@ -283,17 +352,21 @@ def h5_contents(path: Path) -> dict:
     out = {}
     with h5py.File(path) as h5:
         out["/"] = {k: v for k, v in h5.attrs.items() if k != "teachers_dir"}
-        h5.visititems(lambda name, node: out.__setitem__(name, (node[()].tobytes(), str(node.dtype), node.shape,
-                                                                dict(node.attrs)) if isinstance(node, h5py.Dataset)
-                                                         else dict(node.attrs)))
+        h5.visititems(
+            lambda name, node: out.__setitem__(
+                name,
+                (node[()].tobytes(), str(node.dtype), node.shape, dict(node.attrs))
+                if isinstance(node, h5py.Dataset)
+                else dict(node.attrs),
+            )
+        )
     return out
 
 
 def test_augment_none_changes_nothing(toy_h5, tmp_path):
     """`kind: none` (whatever its other keys say) gives the same files and training as no section."""
     runs = {}
-    for name, section in (("absent", None), ("none", {"kind": "none", "views": 2, "scale": [0.3, 0.4],
-                                                        "flip": False})):
+    for name, section in (("absent", None), ("none", {"kind": "none", "views": 2, "scale": [0.3, 0.4], "flip": False})):
         out = tmp_path / name
         runs[name] = run_stages(aug_params(section), toy_h5, out)
         runs[name]["scores"] = h5_contents(out / "scores.h5")
@@ -311,8 +384,9 @@ def test_augment_none_changes_nothing(toy_h5, tmp_path):
 def test_default_modalities_are_the_sources_frames():
     assert aug_params({"kind": "views"}).datasets["toy"].augment.modalities == ("video",)
     assert aug_params(None).datasets["toy"].augment == AugmentParams(modalities=("video",))
-    assert FixedView(draw_bank(AugmentParams(kind="views", modalities=("video",), views=2), {"video": (4, 4)}, 3, 0),
-                     1).crops(None).view.tolist() == [1, 1, 1]
+    assert FixedView(
+        draw_bank(AugmentParams(kind="views", modalities=("video",), views=2), {"video": (4, 4)}, 3, 0), 1
+    ).crops(None).view.tolist() == [1, 1, 1]
 
 
 def test_single_images_are_cropped_like_frame_stacks():
@@ -324,9 +398,14 @@ def test_single_images_are_cropped_like_frame_stacks():
     spec = resolve_augment(AugmentParams(kind="online", scale=(0.1, 0.5)), avmnist, "datasets.av.augment")
     assert spec.modalities == ("image",)
     rng = np.random.default_rng(0)
-    split = SplitData(inputs={"audio": rng.normal(size=(10, 1, 8, 8)).astype(np.float32),
-                              "image": rng.random((10, 1, 28, 28)).astype(np.float32)},
-                      labels=np.arange(10) % 3, ids=[str(i) for i in range(10)])
+    split = SplitData(
+        inputs={
+            "audio": rng.normal(size=(10, 1, 8, 8)).astype(np.float32),
+            "image": rng.random((10, 1, 28, 28)).astype(np.float32),
+        },
+        labels=np.arange(10) % 3,
+        ids=[str(i) for i in range(10)],
+    )
     norm = Normalizer.fit(split, "classification")
     data = SplitTensors(split, norm, CPU, augment=fresh_crops(spec, split))
     batch = next(data.batches(10, shuffle_seed=1))

@@ -44,15 +44,15 @@ def test_pca_keeps_the_asked_fraction_of_components() -> None:
 
 def test_pca_by_energy_takes_the_fewest_components_reaching_the_fraction() -> None:
     x = axis_cloud()
-    assert fit_pca(x, keep=0.6, by="energy").n_components == 1        # 9/14 = 0.64
-    two = fit_pca(x, keep=0.7, by="energy")                            # 13/14 = 0.93
+    assert fit_pca(x, keep=0.6, by="energy").n_components == 1  # 9/14 = 0.64
+    two = fit_pca(x, keep=0.7, by="energy")  # 13/14 = 0.93
     assert two.n_components == 2 and two.energy_kept == pytest.approx(13 / 14)
 
 
 def test_pca_degrade_drops_the_discarded_directions() -> None:
     pca = fit_pca(axis_cloud(), keep=0.6, by="energy")
     out = pca.degrade(np.array([[1.0, 5.0, -7.0]]))
-    assert np.allclose(out, [[1.0, 0.0, 0.0]], atol=1e-6)             # only x survives; the mean is 0
+    assert np.allclose(out, [[1.0, 0.0, 0.0]], atol=1e-6)  # only x survives; the mean is 0
 
 
 @pytest.mark.parametrize("make", [white_noise, pink_noise])
@@ -65,7 +65,7 @@ def test_noise_is_mixed_at_the_asked_snr(make, target: float) -> None:
 
 
 def test_pink_noise_power_falls_as_one_over_f() -> None:
-    x = pink_noise(np.random.default_rng(2), 2 ** 16)
+    x = pink_noise(np.random.default_rng(2), 2**16)
     power = np.abs(np.fft.rfft(x)) ** 2
     f = np.arange(power.size)
     bands = [(10, 100), (100, 1000), (1000, 10000)]
@@ -125,9 +125,12 @@ def write_build_layout(root: Path, n_train: int = 40, n_test: int = 20, takes: i
 
 
 def build_params(**overrides) -> avmnist.Params:
-    section = {"split": {"val_speakers": ["bert"], "test_speakers": ["carl"], "val_fraction": 0.25},
-               "audio": {"n_mels": 16, "frames": 12, "n_fft": 256, "duration": 0.5},
-               "pca": {"keep": 1.0}, "noise": {"snr_db": 20.0}}
+    section = {
+        "split": {"val_speakers": ["bert"], "test_speakers": ["carl"], "val_fraction": 0.25},
+        "audio": {"n_mels": 16, "frames": 12, "n_fft": 256, "duration": 0.5},
+        "pca": {"keep": 1.0},
+        "noise": {"snr_db": 20.0},
+    }
     section.update(overrides)
     return parse(avmnist.Params, section, "datasets.av.preprocess")
 
@@ -154,21 +157,21 @@ def test_build_writes_the_schema_with_speaker_disjoint_audio(build_root: Path, t
         data = load_split(tmp_path / "av.h5", split)
         assert data.inputs["audio"].shape[1:] == (1, 16, 12) and data.inputs["image"].shape[1:] == (1, 28, 28)
         recordings = [i.split("+")[1] for i in data.ids]
-        assert [int(r.split("_")[0]) for r in recordings] == data.labels.tolist()   # paired by label
+        assert [int(r.split("_")[0]) for r in recordings] == data.labels.tolist()  # paired by label
         speakers_of[split] = {r.split("_")[1] for r in recordings}
     assert speakers_of == {"train": {"anna"}, "val": {"bert"}, "test": {"carl"}}
     assert report["speakers"] == {"train": ["anna"], "val": ["bert"], "test": ["carl"]}
 
 
 def test_pca_is_fitted_on_training_images_only(build_root: Path, tmp_path: Path) -> None:
-    report = preprocess(build_root, tmp_path, build_params())   # keep every component
+    report = preprocess(build_root, tmp_path, build_params())  # keep every component
     assert report["pca"]["fitted_on"] == "train" and report["pca"]["fit_samples"] == 30
     test_images = load_split(tmp_path / "av.h5", "test").inputs["image"]
     train_images = load_split(tmp_path / "av.h5", "train").inputs["image"]
     # The right half is blank in every training image: a train-only basis cannot represent the test
     # images' bright right half, so it comes back as the training mean, 0.
     assert np.abs(test_images[..., 14:]).max() < 1e-3
-    assert np.abs(train_images[..., :14]).max() > 100      # what training saw survives
+    assert np.abs(train_images[..., :14]).max() > 100  # what training saw survives
 
 
 def test_build_keeps_the_asked_fraction_of_components(build_root: Path, tmp_path: Path) -> None:
@@ -296,22 +299,33 @@ def test_npy_shape_mismatch_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data (MNIST, FSDD)")
 def test_real_mnist_and_fsdd_preprocess_and_train_an_epoch(tmp_path: Path) -> None:
     """A small subset of the real MNIST and FSDD files through preprocessing and one training epoch."""
-    from conftest import toy_params
-
     from g2d.stages import train_teachers
 
-    section = {"limit": {"train": 64, "val": 32, "test": 32}, "pca": {"keep": 0.25, "by": "energy"},
-               "audio": {"n_mels": 32, "frames": 32}, "noise": {"snr_db": 0.0},
-               "split": {"train_speakers": ["jackson"], "val_speakers": ["george"], "test_speakers": ["yweweler"]}}
+    from conftest import toy_params
+
+    section = {
+        "limit": {"train": 64, "val": 32, "test": 32},
+        "pca": {"keep": 0.25, "by": "energy"},
+        "audio": {"n_mels": 32, "frames": 32},
+        "noise": {"snr_db": 0.0},
+        "split": {"train_speakers": ["jackson"], "val_speakers": ["george"], "test_speakers": ["yweweler"]},
+    }
     pre = parse(avmnist.Params, section, "datasets.avmnist.preprocess")
     report = avmnist.preprocess("avmnist", SHARED_DATA, pre, tmp_path / "av.h5", tmp_path / "av.report.json")
     assert report["counts"] == {"train": 64, "val": 32, "test": 32} and report["skipped"] == []
-    assert report["pca"]["components_kept"] < 20          # removing 75% of the energy leaves a handful
+    assert report["pca"]["components_kept"] < 20  # removing 75% of the energy leaves a handful
     assert report["speakers"]["test"] == ["yweweler"]
-    params = toy_params(datasets={"avmnist": {"source": "avmnist", "raw_dir": str(SHARED_DATA),
-                                              "encoders": {"audio": "small_cnn", "image": "small_cnn"},
-                                              "preprocess": section}},
-                        teacher={"epochs": 1})
+    params = toy_params(
+        datasets={
+            "avmnist": {
+                "source": "avmnist",
+                "raw_dir": str(SHARED_DATA),
+                "encoders": {"audio": "small_cnn", "image": "small_cnn"},
+                "preprocess": section,
+            }
+        },
+        teacher={"epochs": 1},
+    )
     train_teachers.run(params, "avmnist", 0, tmp_path / "av.h5", tmp_path / "teachers", tmp_path / "resume")
     for modality in ("audio", "image"):
         history = json.loads((tmp_path / f"teachers/{modality}.log.json").read_text())

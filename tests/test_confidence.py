@@ -23,7 +23,8 @@ def test_regression_confidence_uses_batch_mse():
     assert sq.tolist() == pytest.approx([0.25, 0.0])
     # rho = 1 / (1 + mean squared error), not the mean of per-sample 1 / (1 + se)
     assert batch_confidence(sample_confidence(logits, target, "regression"), sq, "regression") == pytest.approx(
-        1 / 1.125)
+        1 / 1.125
+    )
 
 
 def test_regression_batch_confidence_needs_errors():

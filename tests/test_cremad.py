@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_data import tiny_cremad_params, write_tiny_raw
 
 from g2d.config.schema import ConfigError, parse
 from g2d.datasets import RawDataError, get_source
-from g2d.datasets.cremad import (CLASS_NAMES, MODALITIES, Params, SplitParams, check_raw, parse_clip,
-                                 preprocess)
+from g2d.datasets.cremad import CLASS_NAMES, MODALITIES, Params, SplitParams, check_raw, parse_clip, preprocess
 from g2d.io.dataset_file import SPLITS, load_split, read_meta
+
+from conftest_data import tiny_cremad_params, write_tiny_raw
 
 BAD_WAV = "1002_IEO_HAP_XX"
 BAD_VIDEO = "1003_IEO_SAD_XX"
@@ -35,8 +35,9 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def processed(raw: Path) -> tuple[Path, dict]:
     out = raw.parent / "out"
-    report = preprocess("tiny", raw, tiny_cremad_params(max_skipped_fraction=0.5), out / "tiny.h5",
-                        out / "tiny_report.json", workers=1)
+    report = preprocess(
+        "tiny", raw, tiny_cremad_params(max_skipped_fraction=0.5), out / "tiny.h5", out / "tiny_report.json", workers=1
+    )
     return out / "tiny.h5", report
 
 
@@ -112,10 +113,17 @@ def test_split_lists_mode(raw: Path, tmp_path: Path) -> None:
     *test, unlisted = [c for c in clips if c.startswith("1001")]
     (tmp_path / "train.csv").write_text("".join(f"{c},{parse_clip(c).emotion}\n" for c in train))
     (tmp_path / "test.csv").write_text("name,label\n" + "".join(f"{c},{parse_clip(c).emotion}\n" for c in test))
-    split = SplitParams(by="list", val_fraction=0.2, train_list=str(tmp_path / "train.csv"),
-                        test_list=str(tmp_path / "test.csv"))
-    report = preprocess("lists", raw, tiny_cremad_params(split=split, max_skipped_fraction=0.5),
-                        tmp_path / "lists.h5", tmp_path / "lists_report.json", workers=1)
+    split = SplitParams(
+        by="list", val_fraction=0.2, train_list=str(tmp_path / "train.csv"), test_list=str(tmp_path / "test.csv")
+    )
+    report = preprocess(
+        "lists",
+        raw,
+        tiny_cremad_params(split=split, max_skipped_fraction=0.5),
+        tmp_path / "lists.h5",
+        tmp_path / "lists_report.json",
+        workers=1,
+    )
     assert load_split(tmp_path / "lists.h5", "test").ids == test
     val = load_split(tmp_path / "lists.h5", "val").ids
     train_ids = load_split(tmp_path / "lists.h5", "train").ids
@@ -161,17 +169,20 @@ def test_clip_names_parse() -> None:
             parse_clip(bad)
 
 
-@pytest.mark.parametrize(("section", "key"), [
-    ({"split": {"val_fraction": 1.0}}, "datasets.demo.preprocess.split.val_fraction"),
-    ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "datasets.demo.preprocess.split.test_fraction"),
-    ({"split": {"by": "list"}}, "datasets.demo.preprocess.split.train_list"),
-    ({"split": {"by": "speaker"}}, "datasets.demo.preprocess.split.by"),
-    ({"audio": {"hop_length": 0}}, "datasets.demo.preprocess.audio.hop_length"),
-    ({"audio": {"duration": 0.01}}, "datasets.demo.preprocess.audio.n_fft"),
-    ({"video": {"size": 0}}, "datasets.demo.preprocess.video.size"),
-    ({"max_skipped_fraction": 2}, "datasets.demo.preprocess.max_skipped_fraction"),
-    ({"workers": 0}, "datasets.demo.preprocess.workers"),
-])
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"split": {"val_fraction": 1.0}}, "datasets.demo.preprocess.split.val_fraction"),
+        ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "datasets.demo.preprocess.split.test_fraction"),
+        ({"split": {"by": "list"}}, "datasets.demo.preprocess.split.train_list"),
+        ({"split": {"by": "speaker"}}, "datasets.demo.preprocess.split.by"),
+        ({"audio": {"hop_length": 0}}, "datasets.demo.preprocess.audio.hop_length"),
+        ({"audio": {"duration": 0.01}}, "datasets.demo.preprocess.audio.n_fft"),
+        ({"video": {"size": 0}}, "datasets.demo.preprocess.video.size"),
+        ({"max_skipped_fraction": 2}, "datasets.demo.preprocess.max_skipped_fraction"),
+        ({"workers": 0}, "datasets.demo.preprocess.workers"),
+    ],
+)
 def test_params_errors_name_the_key(section: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse(Params, section, "datasets.demo.preprocess")
@@ -180,6 +191,5 @@ def test_params_errors_name_the_key(section: dict, key: str) -> None:
 def test_params_defaults_are_the_reference() -> None:
     params = parse(Params, {}, "datasets.demo.preprocess")
     assert params == Params()
-    assert dataclasses.asdict(params.audio) == {"sample_rate": 22050, "duration": 3.0, "n_fft": 512,
-                                                 "hop_length": 353}
+    assert dataclasses.asdict(params.audio) == {"sample_rate": 22050, "duration": 3.0, "n_fft": 512, "hop_length": 353}
     assert (params.video.fps, params.video.frames, params.video.size) == (1.0, 1, 224)

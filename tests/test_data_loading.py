@@ -10,14 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_toy_dataset
 from g2d.config.params import DataParams
 from g2d.io import dataset_file, score_cache
-from g2d.io.dataset_file import (DatasetMeta, DatasetWriter, SplitReader, StreamedSplit, load_split, open_split,
-                                 read_meta)
+from g2d.io.dataset_file import (
+    DatasetMeta,
+    DatasetWriter,
+    SplitReader,
+    StreamedSplit,
+    load_split,
+    open_split,
+    read_meta,
+)
 from g2d.io.score_cache import TeacherScores, read_scores, read_view_bank, write_scores
 from g2d.training import data
 from g2d.training.data import Normalizer, SplitTensors, resolve_loading
+
+from conftest import write_toy_dataset
 
 CPU = torch.device("cpu")
 
@@ -59,16 +67,25 @@ def test_statistics_are_chunked_the_same_way_in_both_modes(big_toy, monkeypatch)
 
 def _teacher(n: int) -> dict[str, TeacherScores]:
     rng = np.random.default_rng(1)
-    return {m: TeacherScores(features=rng.normal(size=(n, 4)).astype(np.float32),
-                             logits=rng.normal(size=(n, 3)).astype(np.float32),
-                             confidence=rng.random(n).astype(np.float32)) for m in ("audio", "video")}
+    return {
+        m: TeacherScores(
+            features=rng.normal(size=(n, 4)).astype(np.float32),
+            logits=rng.normal(size=(n, 3)).astype(np.float32),
+            confidence=rng.random(n).astype(np.float32),
+        )
+        for m in ("audio", "video")
+    }
 
 
 def test_batches_are_identical_in_memory_streamed_and_with_workers(big_toy):
     norm = Normalizer.fit(load_split(big_toy, "train"), "classification")
     runs = {}
-    for name, loading, workers in (("memory", "memory", 0), ("stream", "stream", 0), ("workers", "stream", 2),
-                                   ("memory+workers", "memory", 1)):
+    for name, loading, workers in (
+        ("memory", "memory", 0),
+        ("stream", "stream", 0),
+        ("workers", "stream", 2),
+        ("memory+workers", "memory", 1),
+    ):
         split = open_split(big_toy, "train", loading)
         tensors = SplitTensors(split, norm, CPU, teacher=_teacher(len(split)), workers=workers)
         runs[name] = [tensors.batches(8, shuffle_seed=seed) for seed in (3, 4)]
@@ -100,8 +117,14 @@ def test_writer_rows_survive_growth_trimming_and_label_blocks(tmp_path, monkeypa
     labels and ids are buffered: with tiny blocks, every row, label and id must still come back."""
     monkeypatch.setattr(DatasetWriter, "GROW_ROWS", 3)
     monkeypatch.setattr(DatasetWriter, "LABEL_BLOCK", 4)
-    meta = DatasetMeta(dataset="w", source="cremad", task="classification", modalities=("audio", "video"),
-                       class_names=("A", "B", "C"), preprocessing={})
+    meta = DatasetMeta(
+        dataset="w",
+        source="cremad",
+        task="classification",
+        modalities=("audio", "video"),
+        class_names=("A", "B", "C"),
+        preprocessing={},
+    )
     shapes = {"audio": ((1, 5, 4), "float32"), "video": ((2, 3, 4, 4), "uint8")}
     rng = np.random.default_rng(0)
     written = {s: [] for s in ("train", "val", "test")}
@@ -120,7 +143,9 @@ def test_writer_rows_survive_growth_trimming_and_label_blocks(tmp_path, monkeypa
         data = load_split(tmp_path / "w.h5", split)
         assert data.inputs["audio"].shape == (len(rows), 1, 5, 4) and data.inputs["audio"].dtype == np.float32
         assert data.inputs["video"].dtype == np.uint8
-        np.testing.assert_array_equal(data.inputs["audio"], np.stack([r["audio"] for r, _, _ in rows]).astype(np.float32))
+        np.testing.assert_array_equal(
+            data.inputs["audio"], np.stack([r["audio"] for r, _, _ in rows]).astype(np.float32)
+        )
         np.testing.assert_array_equal(data.inputs["video"], np.stack([r["video"] for r, _, _ in rows]).astype(np.uint8))
         assert data.labels.tolist() == [label for _, label, _ in rows]
         assert data.ids == [name for _, _, name in rows]

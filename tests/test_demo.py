@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import soundfile
-from conftest_data import TINY_DEMO, write_tiny_raw
 
 from g2d.config.schema import ConfigError, parse
 from g2d.datasets import demo
 from g2d.datasets.cremad import CLASS_NAMES, check_raw, parse_clip
 from g2d.transforms.video import sample_frames
+
+from conftest_data import TINY_DEMO, write_tiny_raw
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,15 @@ def test_layout_and_counts(raw: Path) -> None:
     assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == []
     with open(raw / "processedResults" / "summaryTable.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["FileName", "VoiceVote", "VoiceLevel", "FaceVote", "FaceLevel", "MultiModalVote",
-                       "MultiModalLevel"]
+    assert rows[0] == [
+        "FileName",
+        "VoiceVote",
+        "VoiceLevel",
+        "FaceVote",
+        "FaceLevel",
+        "MultiModalVote",
+        "MultiModalLevel",
+    ]
     assert sorted(r[0] for r in rows[1:]) == wavs
     assert all(r[1] == parse_clip(r[0]).emotion and r[2] == "XX" for r in rows[1:])
 
@@ -77,8 +85,7 @@ def test_generate_replaces_an_existing_folder_only_on_success(tmp_path: Path) ->
 
 
 def test_informative_fractions_are_effective() -> None:
-    plans = demo.plan_clips(dataclasses.replace(TINY_DEMO, actors=10, audio_informative=0.6,
-                                                video_informative=0.9))
+    plans = demo.plan_clips(dataclasses.replace(TINY_DEMO, actors=10, audio_informative=0.6, video_informative=0.9))
     audio = np.mean([p.audio_emotion == p.emotion for p in plans])
     video = np.mean([p.video_emotion == p.emotion for p in plans])
     assert 0.45 < audio < 0.75 and 0.8 < video < 0.98
@@ -102,8 +109,15 @@ def test_audio_pitch_follows_the_shown_emotion() -> None:
 def test_actor_voice_scales_pitch_and_modulation_rate() -> None:
     """A speaker-dependent voice: one actor factor for pitch and one for the modulation rate, drawn
     from the actor's own stream, so the rate knob leaves every other draw alone."""
-    params = dataclasses.replace(TINY_DEMO, audio_informative=1.0, audio_snr_db=60.0, actor_pitch_spread=0.3,
-                                 actor_rate_spread=0.3, min_duration=2.0, max_duration=2.0)
+    params = dataclasses.replace(
+        TINY_DEMO,
+        audio_informative=1.0,
+        audio_snr_db=60.0,
+        actor_pitch_spread=0.3,
+        actor_rate_spread=0.3,
+        min_duration=2.0,
+        max_duration=2.0,
+    )
     plans = demo.plan_clips(params)
     assert len({round(p.actor.pitch, 6) for p in plans}) == params.actors
     assert len({round(p.actor.rate, 6) for p in plans}) == params.actors
@@ -118,15 +132,18 @@ def test_actor_voice_scales_pitch_and_modulation_rate() -> None:
         assert abs(rate - expected) <= 0.5 + 0.05 * expected, (plan.name, rate, expected)
     fixed_rate = demo.plan_clips(dataclasses.replace(params, actor_rate_spread=0.0))
     assert all(p.actor.rate == 1.0 for p in fixed_rate)
-    assert [(p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in fixed_rate] == \
-        [(p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in plans]
+    assert [(p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in fixed_rate] == [
+        (p.actor.pitch, p.actor.face_scale, p.actor.skin_bgr) for p in plans
+    ]
 
 
 def test_video_glyph_is_the_only_difference_between_emotions() -> None:
     params = dataclasses.replace(TINY_DEMO, video_noise=0.0)
     plan = demo.plan_clips(params)[0]
-    frames = [next(demo.synth_video(dataclasses.replace(plan, video_emotion=e), params)).astype(int)
-              for e in (None, *range(len(CLASS_NAMES)))]
+    frames = [
+        next(demo.synth_video(dataclasses.replace(plan, video_emotion=e), params)).astype(int)
+        for e in (None, *range(len(CLASS_NAMES)))
+    ]
     assert len({f.tobytes() for f in frames}) == len(frames)
     changed = np.argwhere(np.any(np.stack(frames) != frames[0], axis=(0, 3)))
     height, width = changed.max(axis=0) - changed.min(axis=0) + 1

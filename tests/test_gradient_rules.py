@@ -15,29 +15,38 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params
-from g2d.methods.options import AGMParams, OGMGEParams, SMPParams
 from g2d.methods.agm import AGM
 from g2d.methods.base import Method
 from g2d.methods.ogm_ge import OGMGE
+from g2d.methods.options import AGMParams, OGMGEParams, SMPParams
 from g2d.methods.smp import SMPGating, gate_gradients
-from g2d.types import Batch, TeacherBatch
 from g2d.training.optim import build_optimizer
+from g2d.types import Batch, TeacherBatch
+
+from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params
 
 SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
 ADAM = {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0}
-TEACHER = TeacherBatch(features={}, logits={}, confidence={"a": torch.tensor([0.9, 0.8, 0.9, 0.7]),
-                                                           "v": torch.tensor([0.2, 0.4, 0.3, 0.3])})
+TEACHER = TeacherBatch(
+    features={},
+    logits={},
+    confidence={"a": torch.tensor([0.9, 0.8, 0.9, 0.7]), "v": torch.tensor([0.2, 0.4, 0.3, 0.3])},
+)
 
 
 def float64(batch: Batch) -> Batch:
     """The batch in double precision, so that parameter changes compare to ~1e-12, not float32's ~1e-7."""
-    return Batch(index=batch.index, inputs={m: x.double() for m, x in batch.inputs.items()}, target=batch.target,
-                 teacher=batch.teacher)
+    return Batch(
+        index=batch.index,
+        inputs={m: x.double() for m, x in batch.inputs.items()},
+        target=batch.target,
+        teacher=batch.teacher,
+    )
 
 
-def encoder_change(method: Method, optimizer: dict[str, Any], epoch: int = 1) -> tuple[dict[str, torch.Tensor],
-                                                                                      dict[str, float]]:
+def encoder_change(
+    method: Method, optimizer: dict[str, Any], epoch: int = 1
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """One train_step of `method` on a fresh TinyStudent (seed 0, two tensors per encoder, double
     precision): each encoder's parameter change, flattened, and the step's logs."""
     model, batch = TinyStudent("late", bias=True).double(), float64(tiny_batch(teacher=TEACHER))
@@ -108,13 +117,14 @@ def scaled_training(optimizer: dict[str, Any], c: float, steps: int = 5) -> torc
     return torch.cat([p.detach().reshape(-1) for p in model.encoder_parameters("a")]) - before
 
 
-@pytest.mark.parametrize("adam", [ADAM, {"optimizer": "adamw", "lr": 0.01, "weight_decay": 1e-4}],
-                         ids=["adam", "adamw"])
+@pytest.mark.parametrize(
+    "adam", [ADAM, {"optimizer": "adamw", "lr": 0.01, "weight_decay": 1e-4}], ids=["adam", "adamw"]
+)
 def test_a_constant_coefficient_is_nearly_a_no_op_under_adam_but_not_under_sgd(adam):
     one, tenth = scaled_training(adam, 1.0), scaled_training(adam, 0.1)
     assert float((tenth - one).norm() / one.norm()) < 1e-4
     one, tenth = scaled_training(SGD, 1.0), scaled_training(SGD, 0.1)
     assert float(tenth.norm() / one.norm()) == pytest.approx(0.1, rel=0.1)
-    assert torch.allclose(scaled_training(SGD, 0.1, steps=1), 0.1 * scaled_training(SGD, 1.0, steps=1), atol=1e-12,
-                          rtol=1e-9)
-
+    assert torch.allclose(
+        scaled_training(SGD, 0.1, steps=1), 0.1 * scaled_training(SGD, 1.0, steps=1), atol=1e-12, rtol=1e-9
+    )

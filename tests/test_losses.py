@@ -84,7 +84,8 @@ def test_g2d_loss_beta_weights_a_nonzero_kl():
     kl = 0.8 * math.log(0.8 / 0.5) + 0.2 * math.log(0.2 / 0.5)
     assert kl > 0.1
     for beta in (0.0, 1.0, 2.5):
-        parts = g2d_loss(fused, {}, torch.tensor([0]), {}, teacher, "classification", alpha=1.0, beta=beta,
-                         temperature=1.0)
+        parts = g2d_loss(
+            fused, {}, torch.tensor([0]), {}, teacher, "classification", alpha=1.0, beta=beta, temperature=1.0
+        )
         assert parts.logit["a"].item() == pytest.approx(kl, abs=1e-6)
         assert parts.total.item() == pytest.approx(math.log(2) + beta * kl, abs=1e-6)

@@ -15,23 +15,30 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 from g2d.methods import get_method
-from g2d.methods.agm import (AGM, agm_coefficients, discrepancy_ratios, mono_modal_responses, mono_modal_scores,
-                            shapley_values)
+from g2d.methods.agm import (
+    AGM,
+    agm_coefficients,
+    discrepancy_ratios,
+    mono_modal_responses,
+    mono_modal_scores,
+    shapley_values,
+)
 from g2d.methods.base import Method
 from g2d.methods.g2d import G2D
 from g2d.methods.mla import MLA, project_out
 from g2d.methods.mmpareto import MMPareto, flat_grad, min_norm_weight, pareto_combine
 from g2d.methods.ogm_ge import OGMGE, modulate_with_noise, ogm_coefficients, ogm_scores
+from g2d.methods.options import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
 from g2d.methods.smp import SMPGating
 from g2d.methods.umt import UMT, UMTSMP
-from g2d.methods.options import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
 from g2d.models.fusion import build_fusion
 from g2d.models.student import StudentOutput
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 from g2d.types import Batch, TeacherBatch
+
+from conftest import COMMON, MODS, TinyStudent, tiny_batch, toy_params, write_toy_dataset
 
 
 def set_grads(model: nn.Module, value: float = 1.0) -> None:
@@ -45,6 +52,7 @@ def output(logits: dict[str, list[list[float]]]) -> StudentOutput:
 
 
 # --- OGM-GE -----------------------------------------------------------------------------------
+
 
 def test_ogm_coefficients_two_modalities():
     k = ogm_coefficients({"a": 3.0, "v": 1.0}, alpha=0.5)
@@ -60,8 +68,11 @@ def test_ogm_coefficients_compare_with_mean_of_others_for_k3():
 
 
 def test_ogm_scores_sum_true_class_probabilities():
-    s = ogm_scores({"a": torch.zeros(2, 3), "v": torch.tensor([[math.log(2.0), 0.0, 0.0]] * 2)},
-                   torch.tensor([0, 0]), "classification")
+    s = ogm_scores(
+        {"a": torch.zeros(2, 3), "v": torch.tensor([[math.log(2.0), 0.0, 0.0]] * 2)},
+        torch.tensor([0, 0]),
+        "classification",
+    )
     assert s["a"] == pytest.approx(2 / 3) and s["v"] == pytest.approx(2 * 0.5)
 
 
@@ -131,12 +142,15 @@ def test_ogm_noise_generator_state_round_trips():
 
 # --- UMT and SMP as an add-on ----------------------------------------------------------------
 
+
 def test_umt_loss_by_hand():
     teacher = TeacherBatch(features={"a": torch.zeros(1, 2), "v": torch.ones(1, 2)}, logits={}, confidence={})
-    out = StudentOutput(features={"a": torch.tensor([[1.0, 2.0]]), "v": torch.tensor([[1.0, 3.0]])},
-                        logits={}, fused=torch.zeros(1, 2))
-    parts = UMT(**COMMON, options=UMTParams(weight=0.5)).loss(out, Batch(torch.arange(1), {}, torch.tensor([1]),
-                                                                        teacher))
+    out = StudentOutput(
+        features={"a": torch.tensor([[1.0, 2.0]]), "v": torch.tensor([[1.0, 3.0]])}, logits={}, fused=torch.zeros(1, 2)
+    )
+    parts = UMT(**COMMON, options=UMTParams(weight=0.5)).loss(
+        out, Batch(torch.arange(1), {}, torch.tensor([1]), teacher)
+    )
     assert parts.feat["a"].item() == pytest.approx(2.5) and parts.feat["v"].item() == pytest.approx(2.0)
     assert parts.total.item() == pytest.approx(math.log(2) + 0.5 * 4.5)
     assert parts.logit == {}
@@ -151,15 +165,17 @@ def test_smp_gating_has_one_home():
 
 @pytest.mark.parametrize("name", ["joint_smp", "umt_smp"])
 def test_smp_addons_gate_by_phase(name):
-    teacher = TeacherBatch(features={}, logits={}, confidence={"a": torch.tensor([0.9, 0.9]),
-                                                                 "v": torch.tensor([0.2, 0.4])})
+    teacher = TeacherBatch(
+        features={}, logits={}, confidence={"a": torch.tensor([0.9, 0.9]), "v": torch.tensor([0.2, 0.4])}
+    )
     method = get_method(name)(**COMMON)
     method.setup(None)
     model = TinyStudent()
     for epoch, expect_a in ((1, 0.0), (2, 1.0)):  # phase 1: only the least confident (video) trains
         set_grads(model)
-        logs = method.modulate(model, tiny_batch(2, teacher=teacher), epoch,
-                               StudentOutput(features={}, logits={}, fused=torch.zeros(2, 3)))
+        logs = method.modulate(
+            model, tiny_batch(2, teacher=teacher), epoch, StudentOutput(features={}, logits={}, fused=torch.zeros(2, 3))
+        )
         assert logs["kappa_a"] == expect_a and logs["kappa_v"] == 1.0
         assert all(torch.equal(p.grad, torch.full_like(p, expect_a)) for p in model.encoders["a"].parameters())
         assert all(torch.equal(p.grad, torch.ones_like(p)) for p in model.encoders["v"].parameters())
@@ -168,6 +184,7 @@ def test_smp_addons_gate_by_phase(name):
 
 
 # --- MMPareto ---------------------------------------------------------------------------------
+
 
 def test_mmpareto_min_norm_branch_by_hand():
     g_mm, g_uni = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])  # cosine -1/sqrt(2): conflict
@@ -223,12 +240,12 @@ def test_mmpareto_step_uses_both_gradients_and_differs_from_joint():
     for m in MODS:
         got = torch.cat([p.grad.reshape(-1) for p in model.encoder_parameters(m)])
         assert torch.allclose(got, expected[m], atol=1e-6)
-    assert not torch.allclose(torch.cat([p.grad.reshape(-1) for p in model.encoder_parameters("a")]), joint,
-                              atol=1e-4)
+    assert not torch.allclose(torch.cat([p.grad.reshape(-1) for p in model.encoder_parameters("a")]), joint, atol=1e-4)
     assert {"mmpareto_cos_a", "mmpareto_weight_v", "loss_uni_a"} <= set(logs)
 
 
 # --- MLA --------------------------------------------------------------------------------------
+
 
 def test_projection_removes_the_stored_direction():
     g = project_out(torch.tensor([1.0, 1.0, 0.0]), [torch.tensor([2.0, 0.0, 0.0])])
@@ -241,8 +258,9 @@ def test_mla_projection_changes_the_head_gradient_and_makes_it_orthogonal():
     model, batch = TinyStudent("shared", classes=3), tiny_batch()
     method = MLA(**COMMON, options=MLAParams(inference="fixed"))
     head = model.fusion.head
-    raw = torch.autograd.grad(nn.functional.cross_entropy(head(model.encoders["v"](batch.inputs["v"])),
-                                                          batch.target), list(head.parameters()))
+    raw = torch.autograd.grad(
+        nn.functional.cross_entropy(head(model.encoders["v"](batch.inputs["v"])), batch.target), list(head.parameters())
+    )
     raw_v = torch.cat([g.reshape(-1) for g in raw])
     logs, out = method.train_step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0), 1)
     kept_v = torch.cat([p.grad.reshape(-1) for p in head.parameters()])  # video was the step's last modality
@@ -260,8 +278,9 @@ def test_mla_uses_a_shared_head_with_the_chosen_inference():
     assert MLA(**COMMON, options=MLAParams(inference="entropy")).student_fusion("late") == "shared_entropy"
     assert MLA(**COMMON, options=MLAParams(inference="fixed")).student_fusion("concat") == "shared"
     with pytest.raises(ValueError, match="shared head"):
-        MLA(**COMMON).train_step(TinyStudent("late"), tiny_batch(), torch.optim.SGD(TinyStudent().parameters(),
-                                                                                    lr=0.1), 1)
+        MLA(**COMMON).train_step(
+            TinyStudent("late"), tiny_batch(), torch.optim.SGD(TinyStudent().parameters(), lr=0.1), 1
+        )
 
 
 def test_entropy_mixing_by_hand():
@@ -274,6 +293,7 @@ def test_entropy_mixing_by_hand():
 
 
 # --- AGM --------------------------------------------------------------------------------------
+
 
 def test_agm_ratios_and_coefficients_by_hand():
     assert discrepancy_ratios({"a": 1.0, "v": 2.0}) == pytest.approx({"a": math.e, "v": 1 / math.e})
@@ -318,7 +338,8 @@ def test_shapley_responses_by_hand_three_modalities():
     assert r["v"].item() == pytest.approx(2.0 + 2.0 / 2 + 1 / 3)
     assert r["t"].item() == pytest.approx(4.0 + 1 / 3)
     assert shapley_values(lambda s: float(len(s) ** 2), ["p", "q", "r"]) == pytest.approx(
-        {"p": 3.0, "q": 3.0, "r": 3.0})
+        {"p": 3.0, "q": 3.0, "r": 3.0}
+    )
 
 
 def test_agm_scores_are_the_loss_of_the_shapley_response_and_scale_encoder_gradients():
@@ -352,6 +373,7 @@ def test_agm_scores_are_the_loss_of_the_shapley_response_and_scale_encoder_gradi
 
 # --- every method through the engine ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     """A small dataset with trained teachers and their score cache, shared by the integration tests."""
@@ -366,19 +388,32 @@ def toy_run(tmp_path_factory):
 def run_method(toy_run, name: str) -> list[dict]:
     params, tmp, h5 = toy_run
     out = tmp / name
-    train_student.run(params, "toy", name, 0, h5, tmp / "scores.h5", tmp / "teachers", out / "student.pt",
-                      out / "log.json", out / "resume")
+    train_student.run(
+        params,
+        "toy",
+        name,
+        0,
+        h5,
+        tmp / "scores.h5",
+        tmp / "teachers",
+        out / "student.pt",
+        out / "log.json",
+        out / "resume",
+    )
     return json.loads((out / "log.json").read_text())
 
 
-@pytest.mark.parametrize("name, logged", [
-    ("ogm_ge", ["ogm_coeff_audio", "ogm_score_video"]),
-    ("agm", ["agm_coeff_audio", "agm_score_video"]),
-    ("mmpareto", ["mmpareto_cos_audio", "loss_uni_video"]),
-    ("umt", ["loss_feat_audio", "loss_feat_video"]),
-    ("joint_smp", ["kappa_audio", "rho_video"]),
-    ("umt_smp", ["kappa_video", "loss_feat_audio"]),
-])
+@pytest.mark.parametrize(
+    "name, logged",
+    [
+        ("ogm_ge", ["ogm_coeff_audio", "ogm_score_video"]),
+        ("agm", ["agm_coeff_audio", "agm_score_video"]),
+        ("mmpareto", ["mmpareto_cos_audio", "loss_uni_video"]),
+        ("umt", ["loss_feat_audio", "loss_feat_video"]),
+        ("joint_smp", ["kappa_audio", "rho_video"]),
+        ("umt_smp", ["kappa_video", "loss_feat_audio"]),
+    ],
+)
 def test_method_trains_in_the_engine(toy_run, name, logged):
     log = run_method(toy_run, name)
     assert [r["epoch"] for r in log] == [1, 2]

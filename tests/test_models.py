@@ -168,13 +168,18 @@ def test_fusion_options_are_checked_and_reach_the_student():
     with pytest.raises(ValueError, match="gated.form: 'both' is not allowed; choose one of symmetric, one_way"):
         build_fusion("gated", [2, 2], 3, form="both")
     shapes = {"a": (1, 8, 8), "v": (1, 8, 8)}
-    student = MultimodalStudent(["a", "v"], {m: "small_cnn" for m in shapes}, shapes, "film", 3,
-                                {"modulated": "first"})
+    student = MultimodalStudent(["a", "v"], {m: "small_cnn" for m in shapes}, shapes, "film", 3, {"modulated": "first"})
     assert student.fusion.target == 0
     assert MultimodalStudent(["a", "v"], {m: "small_cnn" for m in shapes}, shapes, "film", 3).fusion.target == 1
-    state = {"modalities": ["a", "v"], "encoders": {m: "small_cnn" for m in shapes}, "fusion": "film",
-             "input_shapes": {m: list(x) for m, x in shapes.items()}, "num_outputs": 3,
-             "fusion_options": {"modulated": "first"}, "state_dict": student.state_dict()}
+    state = {
+        "modalities": ["a", "v"],
+        "encoders": {m: "small_cnn" for m in shapes},
+        "fusion": "film",
+        "input_shapes": {m: list(x) for m, x in shapes.items()},
+        "num_outputs": 3,
+        "fusion_options": {"modulated": "first"},
+        "state_dict": student.state_dict(),
+    }
     assert build_student(state, torch.device("cpu")).fusion.target == 0
     legacy = {k: v for k, v in state.items() if k != "fusion_options"}  # written before options were recorded
     assert build_student(legacy, torch.device("cpu")).fusion.target == 0
@@ -184,8 +189,14 @@ def test_params_give_each_fusion_its_own_section():
     from g2d.config.params import Params
     from g2d.models.options import FiLMParams, GatedParams
 
-    p = Params(seeds=(0,), datasets={}, methods=("joint",), tau1=1, tau2=1,
-               sections={"film": FiLMParams("first"), "gated": GatedParams("one_way")})
+    p = Params(
+        seeds=(0,),
+        datasets={},
+        methods=("joint",),
+        tau1=1,
+        tau2=1,
+        sections={"film": FiLMParams("first"), "gated": GatedParams("one_way")},
+    )
     assert p.fusion_options("film") == {"modulated": "first"} and p.fusion_options("gated") == {"form": "one_way"}
     assert p.fusion_options("late") == {} and p.fusion_options("cross_attention") == {}
 
@@ -211,8 +222,9 @@ def test_reference_init_zero_biases_xavier_heads_kaiming_convs():
     from g2d.models.student import MultimodalStudent, initialise
 
     torch.manual_seed(0)
-    built = MultimodalStudent(["a", "v"], {"a": "small_cnn", "v": "small_cnn"}, {"a": (1, 16, 16), "v": (3, 16, 16)},
-                              "late", 10)
+    built = MultimodalStudent(
+        ["a", "v"], {"a": "small_cnn", "v": "small_cnn"}, {"a": (1, 16, 16), "v": (3, 16, 16)}, "late", 10
+    )
     before = {k: v.clone() for k, v in built.state_dict().items()}
     assert initialise(built, "torch") is built
     assert all(torch.equal(before[k], v) for k, v in built.state_dict().items())  # torch: left as built
@@ -220,7 +232,9 @@ def test_reference_init_zero_biases_xavier_heads_kaiming_convs():
     heads = built.fusion.heads
     assert all(torch.count_nonzero(h.bias) == 0 for h in heads)  # PyTorch's default gives random biases
     w = torch.cat([h.weight.flatten() for h in heads])
-    assert abs(float(w.detach().std()) - (2 / (64 + 10)) ** 0.5) < 0.03  # Xavier normal: std sqrt(2 / (fan_in + fan_out))
+    assert (
+        abs(float(w.detach().std()) - (2 / (64 + 10)) ** 0.5) < 0.03
+    )  # Xavier normal: std sqrt(2 / (fan_in + fan_out))
     conv = built.encoders["a"].backbone.body[4]  # second conv: 16 -> 32 channels, 3x3
     assert abs(float(conv.weight.detach().std()) - (2 / (32 * 9)) ** 0.5) < 0.01  # Kaiming normal, fan_out
     with pytest.raises(ValueError, match="unknown init 'xavier'; choose one of reference, torch"):

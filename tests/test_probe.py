@@ -4,7 +4,6 @@ changing any fused prediction) and that they measure the encoder, fitted on trai
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from g2d.models.fusion import build_fusion

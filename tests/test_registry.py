@@ -12,13 +12,12 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 import torch
-from conftest import toy_params, write_toy_dataset
 from torch import nn
 
 from g2d.config.schema import ConfigError, require
@@ -32,11 +31,14 @@ from g2d.training import checkpoint
 from g2d.training.student import build_student
 from g2d.types import Batch
 
+from conftest import toy_params, write_toy_dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "g2d"
 
 
 # --- torch-free validation and an acyclic import graph ----------------------------------------
+
 
 def test_validating_params_never_imports_torch():
     """`load_params`, `g2d check` and what Snakemake's parse step runs, on params.yaml and every preset,
@@ -87,8 +89,10 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
-                           for a in node.names]
+                targets = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                ]
             edges.update(t for t in targets if t in modules and t != name)
         graph[name] = edges
     return graph
@@ -135,8 +139,12 @@ def test_no_import_cycle_and_config_is_torch_free():
         for m in graph[todo.pop()] - reach:
             reach.add(m)
             todo.append(m)
-    heavy = sorted(m for m in reach if m.startswith(("g2d.training", "g2d.stages"))
-                   or m in {"g2d.methods.base", "g2d.models.fusion", "g2d.models.encoders", "g2d.models.student"})
+    heavy = sorted(
+        m
+        for m in reach
+        if m.startswith(("g2d.training", "g2d.stages"))
+        or m in {"g2d.methods.base", "g2d.models.fusion", "g2d.models.encoders", "g2d.models.student"}
+    )
     assert heavy == [], f"validation reaches torch code: {heavy}"
 
 
@@ -151,6 +159,7 @@ def test_every_registry_entry_loads_with_the_options_it_declares():
 
 
 # --- a method added as one module plus one registry line ---------------------------------------
+
 
 @dataclass(frozen=True)
 class ScaledOptions:
@@ -218,8 +227,18 @@ def toy_run(tmp_path_factory):
 
 def train(params, toy_run, method: str, out: Path) -> list[dict]:
     tmp, h5 = toy_run
-    train_student.run(params, "toy", method, 0, h5, tmp / "scores.h5", tmp / "teachers", out / "student.pt",
-                      out / "log.json", out / "resume")
+    train_student.run(
+        params,
+        "toy",
+        method,
+        0,
+        h5,
+        tmp / "scores.h5",
+        tmp / "teachers",
+        out / "student.pt",
+        out / "log.json",
+        out / "resume",
+    )
     return json.loads((out / "log.json").read_text())
 
 
@@ -232,9 +251,11 @@ def test_a_registered_method_validates_trains_and_has_its_section_checked(plugin
     assert all(r["loss"] == pytest.approx(3.0 * r["loss_task"]) for r in log)  # the options reached the method
     variant = params.with_student_overrides({"scaled.scale": 0.5})
     assert variant.method_options("scaled") == ScaledOptions(0.5)
-    for section, message in (({"scale": -1}, r"scaled.scale: must be positive"),
-                             ({"bogus": 1}, r"scaled.bogus: unknown key; allowed keys here: scale"),
-                             ({"scale": "big"}, r"scaled.scale: expected a number")):
+    for section, message in (
+        ({"scale": -1}, r"scaled.scale: must be positive"),
+        ({"bogus": 1}, r"scaled.bogus: unknown key; allowed keys here: scale"),
+        ({"scale": "big"}, r"scaled.scale: expected a number"),
+    ):
         with pytest.raises(ConfigError, match=message):
             toy_params(methods=["scaled"], scaled=section)
     with pytest.raises(ConfigError, match=r"scaled.scale: must be positive"):

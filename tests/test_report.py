@@ -33,16 +33,19 @@ def test_regression_ratio_is_teacher_mse_over_branch_mse() -> None:
 
 
 def test_smp_priority_per_phase_and_table() -> None:
-    log = [{"epoch": 1, "smp_phase": 1.0, "prioritised_a": 0.75, "prioritised_b": 0.25},
-           {"epoch": 2, "smp_phase": 1.0, "prioritised_a": 0.25, "prioritised_b": 0.75},
-           {"epoch": 3, "smp_phase": 2.0, "prioritised_a": 1.0, "prioritised_b": 1.0}]
+    log = [
+        {"epoch": 1, "smp_phase": 1.0, "prioritised_a": 0.75, "prioritised_b": 0.25},
+        {"epoch": 2, "smp_phase": 1.0, "prioritised_a": 0.25, "prioritised_b": 0.75},
+        {"epoch": 3, "smp_phase": 2.0, "prioritised_a": 1.0, "prioritised_b": 1.0},
+    ]
     shares = smp_priority(log, ["a", "b"])
     assert shares == {1: {"a": 0.5, "b": 0.5}, 2: {"a": 1.0, "b": 1.0}}
     assert smp_priority([{"epoch": 1, "loss": 1.0}], ["a", "b"]) is None  # no SMP: no entry
     stat = {"mean": 0.5, "std": 0.0, "values": [0.5]}
-    summary = {"modalities": ["a", "b"],
-               "methods": {"joint": {}, "g2d": {"smp_priority": {"1": {"a": stat, "b": stat},
-                                                                 "2": {"a": stat, "b": stat}}}}}
+    summary = {
+        "modalities": ["a", "b"],
+        "methods": {"joint": {}, "g2d": {"smp_priority": {"1": {"a": stat, "b": stat}, "2": {"a": stat, "b": stat}}}},
+    }
     lines = priority_table(summary, (2, 1))
     assert "| g2d | 1 (rank-1 modality alone), epochs 1-2 | 50.00 ± 0.00 | 50.00 ± 0.00 |" in lines
     assert any(line.startswith("| g2d | 2 (all jointly), epochs 3-3") for line in lines)

@@ -7,10 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from g2d.methods.options import SMPParams
 from g2d.methods import get_method
-from g2d.methods.smp import (gate_gradients, gated_parameters, kappa, phase_of_epoch, prioritized, rank_modalities,
-                             total_epochs)
+from g2d.methods.options import SMPParams
+from g2d.methods.smp import (
+    gate_gradients,
+    gated_parameters,
+    kappa,
+    phase_of_epoch,
+    prioritized,
+    rank_modalities,
+    total_epochs,
+)
 from g2d.models.student import MultimodalStudent
 from g2d.types import Batch, TeacherBatch
 
@@ -20,7 +27,12 @@ def test_two_modality_schedule():
     ranking = ["video", "audio"]  # video least confident
     assert total_epochs(taus) == 5
     assert [prioritized(e, taus, ranking) for e in range(1, 6)] == [
-        ["video"], ["video"], ["video", "audio"], ["video", "audio"], ["video", "audio"]]
+        ["video"],
+        ["video"],
+        ["video", "audio"],
+        ["video", "audio"],
+        ["video", "audio"],
+    ]
 
 
 def test_three_modality_schedule():
@@ -93,8 +105,7 @@ def _step(mode: str, coeff: dict, optimizer_cls=torch.optim.SGD, **opt_kw):
 
 
 def test_freeze_leaves_suppressed_encoder_bit_identical_even_with_weight_decay():
-    enc, head, before, head_before, _ = _step("freeze", {"a": 0.0, "v": 1.0}, lr=0.1, momentum=0.9,
-                                              weight_decay=0.1)
+    enc, head, before, head_before, _ = _step("freeze", {"a": 0.0, "v": 1.0}, lr=0.1, momentum=0.9, weight_decay=0.1)
     assert all(torch.equal(p, b) for p, b in zip(enc["a"].parameters(), before["a"]))
     assert all(not torch.equal(p, b) for p, b in zip(enc["v"].parameters(), before["v"]))
     assert all(not torch.equal(p, b) for p, b in zip(head.parameters(), head_before))
@@ -162,10 +173,15 @@ def _resnet_student() -> tuple[MultimodalStudent, Batch]:
     shapes = {"audio": (1, 32, 32), "video": (1, 32, 32)}
     model = MultimodalStudent(["audio", "video"], {m: "resnet18" for m in shapes}, shapes, "late", 3)
     g = torch.Generator().manual_seed(1)
-    teacher = TeacherBatch(features={}, logits={}, confidence={"audio": torch.full((4,), 0.9),
-                                                               "video": torch.full((4,), 0.2)})
-    batch = Batch(index=torch.arange(4), inputs={m: torch.randn(4, *s, generator=g) for m, s in shapes.items()},
-                  target=torch.tensor([0, 1, 2, 0]), teacher=teacher)
+    teacher = TeacherBatch(
+        features={}, logits={}, confidence={"audio": torch.full((4,), 0.9), "video": torch.full((4,), 0.2)}
+    )
+    batch = Batch(
+        index=torch.arange(4),
+        inputs={m: torch.randn(4, *s, generator=g) for m, s in shapes.items()},
+        target=torch.tensor([0, 1, 2, 0]),
+        teacher=teacher,
+    )
     return model.train(), batch
 
 
@@ -175,8 +191,9 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def test_freeze_keeps_a_batchnorm_encoder_bit_identical_running_statistics_included():
     model, batch = _resnet_student()
-    method = get_method("joint_smp")(modalities=model.modalities, task="classification", taus=(1, 1),
-                                     smp=SMPParams(suppression="freeze"))
+    method = get_method("joint_smp")(
+        modalities=model.modalities, task="classification", taus=(1, 1), smp=SMPParams(suppression="freeze")
+    )
     method.setup(None)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     method.train_step(model, batch, opt, 2)  # a joint step first: momentum buffers for both encoders
@@ -191,8 +208,12 @@ def test_freeze_keeps_a_batchnorm_encoder_bit_identical_running_statistics_inclu
 
 def test_gate_conv_with_zero_grad_lets_norm_layers_of_a_suppressed_encoder_train():
     model, batch = _resnet_student()
-    method = get_method("joint_smp")(modalities=model.modalities, task="classification", taus=(1, 1),
-                                     smp=SMPParams(suppression="zero_grad", gate="conv"))
+    method = get_method("joint_smp")(
+        modalities=model.modalities,
+        task="classification",
+        taus=(1, 1),
+        smp=SMPParams(suppression="zero_grad", gate="conv"),
+    )
     method.setup(None)
     before = _state(model.encoders["audio"])
     method.train_step(model, batch, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 1)

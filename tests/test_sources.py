@@ -5,19 +5,21 @@ the report and the checks every source shares."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import toy_params
 
 from g2d.config.schema import ConfigError, require
 from g2d.datasets import SOURCES, RawDataError
 from g2d.datasets.common import Sample, Skipped, preprocessing_record, skip_fields, write_dataset
 from g2d.io.dataset_file import SPLITS, DatasetMeta, load_split, read_meta
 from g2d.stages import preprocess as preprocess_stage
+
+from conftest import toy_params
 
 # --- the source ---------------------------------------------------------------------------------
 
@@ -44,8 +46,14 @@ def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
         raise RawDataError(f"{raw_dir}: raw folder not found (any folder will do)")
 
 
-def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str | Path, report_path: str | Path,
-               workers: int | None = None) -> dict[str, Any]:
+def preprocess(
+    dataset: str,
+    raw_dir: str | Path,
+    params: Params,
+    out_path: str | Path,
+    report_path: str | Path,
+    workers: int | None = None,
+) -> dict[str, Any]:
     found = len(SPLITS) * params.rows
 
     def samples() -> Iterator[Sample | Skipped]:
@@ -53,20 +61,41 @@ def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str 
             if params.skip_every and n % params.skip_every == 0:
                 yield Skipped(str(n), f"{raw_dir}/{n}.bin", "unreadable")
             else:
-                yield Sample(SPLITS[n // params.rows], {"left": np.full((1, 2, 2), n, np.float32),
-                                                        "right": np.full((1, 3, 3), n, np.uint8)}, n % 2, str(n))
+                yield Sample(
+                    SPLITS[n // params.rows],
+                    {"left": np.full((1, 2, 2), n, np.float32), "right": np.full((1, 3, 3), n, np.uint8)},
+                    n % 2,
+                    str(n),
+                )
 
     def report(counts: Mapping[str, int], skipped: Sequence[Skipped]) -> dict[str, Any]:
         return {"dataset": dataset, "counts": dict(counts), **skip_fields(found, skipped)}
 
-    meta = DatasetMeta(dataset=dataset, source=SOURCE, task="classification", modalities=MODALITIES,
-                       class_names=("even", "odd"), preprocessing=preprocessing_record(SOURCE, params))
-    return write_dataset(meta, {"left": ((1, 2, 2), "float32"), "right": ((1, 3, 3), "uint8")}, samples(),
-                         total=found, unit="row", out_path=out_path, report_path=report_path, report=report,
-                         found=found, what="rows", max_skipped_fraction=params.max_skipped_fraction)
+    meta = DatasetMeta(
+        dataset=dataset,
+        source=SOURCE,
+        task="classification",
+        modalities=MODALITIES,
+        class_names=("even", "odd"),
+        preprocessing=preprocessing_record(SOURCE, params),
+    )
+    return write_dataset(
+        meta,
+        {"left": ((1, 2, 2), "float32"), "right": ((1, 3, 3), "uint8")},
+        samples(),
+        total=found,
+        unit="row",
+        out_path=out_path,
+        report_path=report_path,
+        report=report,
+        found=found,
+        what="rows",
+        max_skipped_fraction=params.max_skipped_fraction,
+    )
 
 
 # --- the tests ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def registered(monkeypatch):
@@ -74,8 +103,16 @@ def registered(monkeypatch):
 
 
 def numbers_params(tmp_path: Path, **preprocess: Any):
-    return toy_params(datasets={"nums": {"source": SOURCE, "raw_dir": str(tmp_path), "preprocess": preprocess,
-                                         "encoders": {"left": "small_cnn", "right": "small_cnn"}}})
+    return toy_params(
+        datasets={
+            "nums": {
+                "source": SOURCE,
+                "raw_dir": str(tmp_path),
+                "preprocess": preprocess,
+                "encoders": {"left": "small_cnn", "right": "small_cnn"},
+            }
+        }
+    )
 
 
 def test_a_registered_source_validates_and_preprocesses(registered, tmp_path):
@@ -84,8 +121,12 @@ def test_a_registered_source_validates_and_preprocesses(registered, tmp_path):
     assert params.datasets["nums"].augment.modalities == ("right",)
     preprocess_stage.run(params, "nums", tmp_path / "nums.h5", tmp_path / "nums.report.json")
     meta = read_meta(tmp_path / "nums.h5")
-    assert meta.modalities == MODALITIES and meta.preprocessing == {"source": SOURCE, "rows": 4, "skip_every": 5,
-                                                                     "max_skipped_fraction": 0.25}
+    assert meta.modalities == MODALITIES and meta.preprocessing == {
+        "source": SOURCE,
+        "rows": 4,
+        "skip_every": 5,
+        "max_skipped_fraction": 0.25,
+    }
     train = load_split(tmp_path / "nums.h5", "train")
     assert train.ids == ["1", "2", "3"] and train.inputs["right"][0, 0, 0, 0] == 1  # row 0 skipped
     report = json.loads((tmp_path / "nums.report.json").read_text())
@@ -105,13 +146,20 @@ def test_unregistered_source_is_refused(tmp_path):
         numbers_params(tmp_path)
 
 
-@pytest.mark.parametrize("preprocess, message", [
-    ({"rows": 4, "skip_every": 2}, r"6 of 12 rows \(50.0%\) could not be used, more than "
-                                   r"datasets.nums.preprocess.max_skipped_fraction = 0.2"),
-    ({"rows": 0}, r"splits \['train', 'val', 'test'\] of nums have no usable row"),
-])
-def test_too_many_skips_or_an_empty_split_write_the_report_and_no_dataset_file(registered, tmp_path, preprocess,
-                                                                                message):
+@pytest.mark.parametrize(
+    "preprocess, message",
+    [
+        (
+            {"rows": 4, "skip_every": 2},
+            r"6 of 12 rows \(50.0%\) could not be used, more than "
+            r"datasets.nums.preprocess.max_skipped_fraction = 0.2",
+        ),
+        ({"rows": 0}, r"splits \['train', 'val', 'test'\] of nums have no usable row"),
+    ],
+)
+def test_too_many_skips_or_an_empty_split_write_the_report_and_no_dataset_file(
+    registered, tmp_path, preprocess, message
+):
     params = numbers_params(tmp_path, **preprocess)
     with pytest.raises(RawDataError, match=message):
         preprocess_stage.run(params, "nums", tmp_path / "nums.h5", tmp_path / "nums.report.json")
@@ -131,7 +179,17 @@ def test_a_failing_write_closes_the_samples_generator(tmp_path):
 
     meta = DatasetMeta(dataset="d", source=SOURCE, task="classification", modalities=("x",), class_names=("a",))
     with pytest.raises(ValueError, match=r"b: x has shape \(3,\), expected \(2,\)"):
-        write_dataset(meta, {"x": ((2,), "float32")}, samples(), total=2, unit="row", out_path=tmp_path / "d.h5",
-                      report_path=tmp_path / "d.json", report=lambda counts, skipped: {}, found=2, what="rows",
-                      max_skipped_fraction=0.0)
+        write_dataset(
+            meta,
+            {"x": ((2,), "float32")},
+            samples(),
+            total=2,
+            unit="row",
+            out_path=tmp_path / "d.h5",
+            report_path=tmp_path / "d.json",
+            report=lambda counts, skipped: {},
+            found=2,
+            what="rows",
+            max_skipped_fraction=0.0,
+        )
     assert closed == [True] and list(tmp_path.iterdir()) == []

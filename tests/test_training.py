@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import toy_params, write_toy_dataset
+import g2d.training.student as ts
 from g2d.io.dataset_file import load_split, read_meta
 from g2d.io.score_cache import read_scores
 from g2d.stages import evaluate, score, train_student, train_teachers
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors
-import g2d.training.student as ts
 from g2d.training.student import train_student as fit_student
+
+from conftest import toy_params, write_toy_dataset
 
 
 @pytest.fixture
@@ -60,8 +61,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(teachers, tmp_path)
     params, tdir, scores = teachers
     h5 = tmp_path / "toy.h5"
     meta, train, val = _student_inputs(params, h5, scores)
-    args = (params, meta, {"audio": "small_cnn", "video": "small_cnn"}, "g2d", 0, train, val, None,
-            {"audio": 0.5, "video": 0.4})
+    args = (
+        params,
+        meta,
+        {"audio": "small_cnn", "video": "small_cnn"},
+        "g2d",
+        0,
+        train,
+        val,
+        None,
+        {"audio": 0.5, "video": 0.4},
+    )
     full_state, full = fit_student(*args, tmp_path / "r1", "fp")
 
     calls = {"n": 0}
@@ -100,8 +110,18 @@ def test_cached_and_online_teachers_give_the_same_training(teachers, tmp_path):
     out = {}
     for cache in (True, False):
         p = toy_params(teacher_cache=cache)
-        train_student.run(p, "toy", "g2d", 0, h5, scores, tdir, tmp_path / f"s{cache}.pt", tmp_path / f"l{cache}.json",
-                          tmp_path / f"resume{cache}")
+        train_student.run(
+            p,
+            "toy",
+            "g2d",
+            0,
+            h5,
+            scores,
+            tdir,
+            tmp_path / f"s{cache}.pt",
+            tmp_path / f"l{cache}.json",
+            tmp_path / f"resume{cache}",
+        )
         out[cache] = json.loads((tmp_path / f"l{cache}.json").read_text())
     for a, b in zip(out[True], out[False]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
@@ -125,8 +145,9 @@ def test_freeze_keeps_suppressed_encoder_fixed_during_phase_one(teachers, tmp_pa
         return model
 
     monkeypatch.setattr(ts, "initialise", recording)
-    fit_student(p, meta, {"audio": "small_cnn", "video": "small_cnn"}, "g2d", 0, train, val, None, conf,
-                tmp_path / "rf", "x")
+    fit_student(
+        p, meta, {"audio": "small_cnn", "video": "small_cnn"}, "g2d", 0, train, val, None, conf, tmp_path / "rf", "x"
+    )
     model, init = built["model"], built["init"]
     assert all(torch.equal(a, b) for a, b in zip(model.encoders["audio"].parameters(), init["audio"]))
     assert any(not torch.equal(a, b) for a, b in zip(model.encoders["video"].parameters(), init["video"]))
@@ -135,8 +156,9 @@ def test_freeze_keeps_suppressed_encoder_fixed_during_phase_one(teachers, tmp_pa
 def test_evaluate_reports_metrics_ratio_and_alignment(teachers, tmp_path):
     params, tdir, scores = teachers
     h5 = tmp_path / "toy.h5"
-    train_student.run(params, "toy", "joint", 0, h5, scores, tdir, tmp_path / "s.pt", tmp_path / "l.json",
-                      tmp_path / "resume")
+    train_student.run(
+        params, "toy", "joint", 0, h5, scores, tdir, tmp_path / "s.pt", tmp_path / "l.json", tmp_path / "resume"
+    )
     result = evaluate.run(params, h5, scores, tmp_path / "s.pt", tmp_path / "metrics.json")
     assert set(result["test"]) == {"fused", "audio", "video"}
     assert 0 <= result["test"]["fused"]["accuracy"] <= 1 and "macro_f1" in result["test"]["video"]
@@ -153,8 +175,9 @@ def test_regression_end_to_end(tmp_path):
     train_teachers.run(params, "toy", 0, h5, tdir, tmp_path / "resume")
     score.run(params, h5, tdir, scores, tmp_path / "tm.json", tmp_path / "c.png")
     assert read_scores(scores, "train")["audio"].sq_error is not None
-    train_student.run(params, "toy", "g2d", 0, h5, scores, tdir, tmp_path / "s.pt", tmp_path / "l.json",
-                      tmp_path / "resume")
+    train_student.run(
+        params, "toy", "g2d", 0, h5, scores, tdir, tmp_path / "s.pt", tmp_path / "l.json", tmp_path / "resume"
+    )
     result = evaluate.run(params, h5, scores, tmp_path / "s.pt", tmp_path / "m.json")
     assert {"mape", "r2"} == set(result["test"]["fused"])
     log = json.loads((tmp_path / "l.json").read_text())
@@ -169,7 +192,9 @@ def test_same_seed_same_metrics_exactly_in_memory_and_streamed(teachers, tmp_pat
     held = toy_params(tau1=1, tau2=1)
     streamed = toy_params(tau1=1, tau2=1, data={"loading": "stream", "workers": 1})
     score.run(streamed, h5, tdir, tmp_path / "scores_s.h5", tmp_path / "tm_s.json", tmp_path / "conf_s.png")
-    assert json.loads((tmp_path / "teacher_metrics.json").read_text()) == json.loads((tmp_path / "tm_s.json").read_text())
+    assert json.loads((tmp_path / "teacher_metrics.json").read_text()) == json.loads(
+        (tmp_path / "tm_s.json").read_text()
+    )
     for split in ("train", "test"):
         a, b = read_scores(scores, split), read_scores(tmp_path / "scores_s.h5", split)
         assert all((vars(a[m])[k] == vars(b[m])[k]).all() for m in a for k in ("features", "logits", "confidence"))
@@ -177,5 +202,8 @@ def test_same_seed_same_metrics_exactly_in_memory_and_streamed(teachers, tmp_pat
     for name, p in (("first", held), ("again", held), ("streamed", streamed)):
         out = tmp_path / name
         train_student.run(p, "toy", "g2d", 0, h5, scores, tdir, out / "s.pt", out / "log.json", out / "resume")
-        runs[name] = (json.loads((out / "log.json").read_text()), evaluate.run(p, h5, scores, out / "s.pt", out / "m.json"))
+        runs[name] = (
+            json.loads((out / "log.json").read_text()),
+            evaluate.run(p, h5, scores, out / "s.pt", out / "m.json"),
+        )
     assert runs["first"] == runs["again"] == runs["streamed"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from g2d.io.atomic import atomic_path  # noqa: E402
 
 
-def _save(fig: "plt.Figure", path: Path) -> None:
+def _save(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -33,8 +33,14 @@ def plot_teacher_confidence(logs: Mapping[str, Sequence[Mapping]], path: Path, t
     _save(fig, path)
 
 
-def plot_training_curves(history: Sequence[Mapping], modalities: Sequence[str], taus: Sequence[int],
-                         path: Path, title: str, metric: str = "acc") -> None:
+def plot_training_curves(
+    history: Sequence[Mapping],
+    modalities: Sequence[str],
+    taus: Sequence[int],
+    path: Path,
+    title: str,
+    metric: str = "acc",
+) -> None:
     """Validation metric of the fused output and each modality per epoch, SMP phases shaded."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     epochs = [r["epoch"] for r in history]
@@ -54,8 +60,7 @@ def plot_training_curves(history: Sequence[Mapping], modalities: Sequence[str], 
     _save(fig, path)
 
 
-def plot_test_bars(rows: Mapping[str, Mapping[str, tuple[float, float]]], path: Path, title: str,
-                   ylabel: str) -> None:
+def plot_test_bars(rows: Mapping[str, Mapping[str, tuple[float, float]]], path: Path, title: str, ylabel: str) -> None:
     """Grouped bars: for each output (fused, each modality), one bar per model, with std error bars."""
     groups = list(next(iter(rows.values())).keys()) if rows else []
     fig, ax = plt.subplots(figsize=(6.4, 3.6))

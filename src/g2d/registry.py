@@ -10,8 +10,9 @@ the options dataclass itself and only the import path of the implementation. Reg
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,10 @@ class Entry:
             raise ImportError(f"registry entry {self.impl!r}: cannot import it ({exc})") from exc
         declared = getattr(obj, "Options", None)
         if declared is not self.options:
-            raise TypeError(f"registry entry {self.impl!r}: the registry gives options {_name(self.options)}, the "
-                            f"implementation declares Options = {_name(declared)}; make them the same class")
+            raise TypeError(
+                f"registry entry {self.impl!r}: the registry gives options {_name(self.options)}, the "
+                f"implementation declares Options = {_name(declared)}; make them the same class"
+            )
         return obj
 
 
@@ -50,8 +53,10 @@ def option_sections(registry: Mapping[str, Entry]) -> dict[str, type]:
         if section is None:
             continue
         if out.setdefault(section, entry.options) is not entry.options:  # type: ignore[arg-type]
-            raise TypeError(f"registry: section {section!r} is given two options classes, "
-                            f"{_name(out[section])} and {_name(entry.options)}")
+            raise TypeError(
+                f"registry: section {section!r} is given two options classes, "
+                f"{_name(out[section])} and {_name(entry.options)}"
+            )
     return out
 
 

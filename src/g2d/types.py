@@ -6,6 +6,7 @@ import it without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,3 +33,15 @@ class Batch:
     inputs: dict[str, torch.Tensor]
     target: torch.Tensor
     teacher: TeacherBatch | None = None
+
+
+@dataclass
+class EpochBatches:
+    """One epoch's training batches in that epoch's order: `count` of them, produced anew by each call, so
+    a method can look at some of them before the epoch's steps (e.g. PMR's prototypes)."""
+
+    count: int
+    make: Callable[[], Iterator[Batch]]
+
+    def __call__(self) -> Iterator[Batch]:
+        return self.make()

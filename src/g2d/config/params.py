@@ -14,9 +14,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_type_hints
 
 import yaml
 
@@ -73,29 +74,46 @@ class AblationParams:
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """Variant name -> {dotted key: value}; names are `names` or derived from the values (2-4 for [2, 4])."""
-        return {name: dict(zip(self.keys, value if len(self.keys) > 1 else (value,)))
-                for name, value in zip(self.names or [_variant_name(v) for v in self.values], self.values)}
+        return {
+            name: dict(zip(self.keys, value if len(self.keys) > 1 else (value,)))
+            for name, value in zip(self.names or [_variant_name(v) for v in self.values], self.values)
+        }
 
     def validate(self, where: str) -> None:
         require(len(self.keys) > 0, f"{where}.over", "name at least one student param, e.g. fusion")
         require(len(self.values) > 0, f"{where}.values", "give at least one value (one per variant)")
         require(len(self.methods) > 0, f"{where}.methods", f"name at least one of {', '.join(METHODS)}")
         for i, method in enumerate(self.methods):
-            require(method in METHODS, f"{where}.methods[{i}]",
-                    f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+            require(
+                method in METHODS,
+                f"{where}.methods[{i}]",
+                f"unknown method {method!r}; choose from {', '.join(METHODS)}",
+            )
         for i, value in enumerate(self.values):
             if len(self.keys) > 1:
-                require(isinstance(value, (list, tuple)) and len(value) == len(self.keys), f"{where}.values[{i}]",
-                        f"expected a list of {len(self.keys)} values, one per key of `over` {list(self.keys)}")
+                require(
+                    isinstance(value, (list, tuple)) and len(value) == len(self.keys),
+                    f"{where}.values[{i}]",
+                    f"expected a list of {len(self.keys)} values, one per key of `over` {list(self.keys)}",
+                )
         if self.names:
-            require(len(self.names) == len(self.values), f"{where}.names",
-                    f"give one name per value ({len(self.values)}), or leave names out")
+            require(
+                len(self.names) == len(self.values),
+                f"{where}.names",
+                f"give one name per value ({len(self.values)}), or leave names out",
+            )
         names = self.names or [_variant_name(v) for v in self.values]
         for i, name in enumerate(names):
-            require(VARIANT_NAME.match(name) is not None, f"{where}.{'names' if self.names else 'values'}[{i}]",
-                    f"variant name {name!r} is not a file name (letters, digits, _ . + -): set `names`")
-        require(len(set(names)) == len(names), f"{where}.names" if self.names else f"{where}.values",
-                f"variant names must be distinct, got {names}")
+            require(
+                VARIANT_NAME.match(name) is not None,
+                f"{where}.{'names' if self.names else 'values'}[{i}]",
+                f"variant name {name!r} is not a file name (letters, digits, _ . + -): set `names`",
+            )
+        require(
+            len(set(names)) == len(names),
+            f"{where}.names" if self.names else f"{where}.values",
+            f"variant names must be distinct, got {names}",
+        )
 
 
 def _variant_name(value: Any) -> str:
@@ -151,21 +169,36 @@ class AugmentParams:
 
     def crop_settings(self) -> dict[str, Any]:
         """What a fresh crop depends on (teacher training; the student in online mode)."""
-        return {"modalities": list(self.modalities or ()), "scale": list(self.scale), "ratio": list(self.ratio),
-                "flip": self.flip}
+        return {
+            "modalities": list(self.modalities or ()),
+            "scale": list(self.scale),
+            "ratio": list(self.ratio),
+            "flip": self.flip,
+        }
 
     def validate(self, where: str) -> None:
         require(self.views >= 1, f"{where}.views", f"must be at least 1 view per training clip, got {self.views}")
-        for name, (low, high), top in (("scale", _pair(self.scale, f"{where}.scale"), 1.0),
-                                        ("ratio", _pair(self.ratio, f"{where}.ratio"), float("inf"))):
-            require(0 < low <= high <= top, f"{where}.{name}",
-                    f"expected [low, high] with 0 < low <= high{' <= 1 (fractions of the frame area)' if top == 1 else ''}"
-                    f", got {[low, high]}")
+        for name, (low, high), top in (
+            ("scale", _pair(self.scale, f"{where}.scale"), 1.0),
+            ("ratio", _pair(self.ratio, f"{where}.ratio"), float("inf")),
+        ):
+            require(
+                0 < low <= high <= top,
+                f"{where}.{name}",
+                f"expected [low, high] with 0 < low <= high{' <= 1 (fractions of the frame area)' if top == 1 else ''}"
+                f", got {[low, high]}",
+            )
         if self.modalities is not None:
-            require(len(self.modalities) > 0, f"{where}.modalities",
-                    "name at least one modality, or leave the key out for all frame and image modalities")
-            require(len(set(self.modalities)) == len(self.modalities), f"{where}.modalities",
-                    f"modalities must be distinct, got {list(self.modalities)}")
+            require(
+                len(self.modalities) > 0,
+                f"{where}.modalities",
+                "name at least one modality, or leave the key out for all frame and image modalities",
+            )
+            require(
+                len(set(self.modalities)) == len(self.modalities),
+                f"{where}.modalities",
+                f"modalities must be distinct, got {list(self.modalities)}",
+            )
 
 
 def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
@@ -249,7 +282,7 @@ class Params:
         name = fusion_section(fusion)
         return {} if name is None else dataclasses.asdict(self.section(name))
 
-    def with_student_overrides(self, overrides: Mapping[str, Any]) -> "Params":
+    def with_student_overrides(self, overrides: Mapping[str, Any]) -> Params:
         """These params with student keys set ({dotted key: value}), each type-checked and validated as
         params.yaml itself is: the one place ablation variants and per-dataset overrides are applied."""
         out = self
@@ -258,21 +291,30 @@ class Params:
         out.validate_knobs()
         return out
 
-    def variant(self, ablation: str, variant: str) -> "Params":
+    def variant(self, ablation: str, variant: str) -> Params:
         """These params with one ablation variant's overrides applied (on a dataset's params: after
         `for_dataset`, so the variant's keys win)."""
-        require(ablation in self.ablations, f"ablations.{ablation}",
-                f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}")
+        require(
+            ablation in self.ablations,
+            f"ablations.{ablation}",
+            f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}",
+        )
         variants = self.ablations[ablation].overrides()
-        require(variant in variants, f"ablations.{ablation}",
-                f"unknown variant {variant!r}; its variants: {', '.join(variants)}")
+        require(
+            variant in variants,
+            f"ablations.{ablation}",
+            f"unknown variant {variant!r}; its variants: {', '.join(variants)}",
+        )
         return self.with_student_overrides(variants[variant])
 
-    def for_dataset(self, name: str) -> "Params":
+    def for_dataset(self, name: str) -> Params:
         """The params a student of dataset `name` trains and is evaluated with: these, with
         `datasets.<name>.student` applied; errors name that key."""
-        require(name in self.datasets, f"datasets.{name}",
-                f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}")
+        require(
+            name in self.datasets,
+            f"datasets.{name}",
+            f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}",
+        )
         where = f"datasets.{name}.student"
         try:
             return self.with_student_overrides(dotted(self.datasets[name].student))
@@ -292,8 +334,7 @@ class Params:
         require(len(self.datasets) > 0, "datasets", "name at least one dataset to run")
         require(len(self.methods) > 0, "methods", f"name at least one of {', '.join(METHODS)}")
         for i, method in enumerate(self.methods):
-            require(method in METHODS, f"methods[{i}]",
-                    f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+            require(method in METHODS, f"methods[{i}]", f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         for i, tau in enumerate((self.tau1, self.tau2, self.tau3, *self.extra_taus), start=1):
             require(tau >= 0, f"tau{i}", f"must be a non-negative number of epochs, got {tau}")
         require(self.tau1 + self.tau2 > 0, "tau1", "tau1 + tau2 must be positive: the student trains sum(tau) epochs")
@@ -306,15 +347,24 @@ class Params:
         require(self.temperature > 0, "temperature", "must be positive")
         require(self.alpha >= 0, "alpha", "must be non-negative")
         require(self.beta >= 0, "beta", "must be non-negative")
-        require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device",
-                f"{self.device!r} is not allowed; choose auto, cpu, cuda or cuda:N")
+        require(
+            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+            "device",
+            f"{self.device!r} is not allowed; choose auto, cpu, cuda or cuda:N",
+        )
         for name, ds in self.datasets.items():
             key = f"datasets.{name}"
-            require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, key,
-                    "dataset names may use letters, digits and _ only (they become file names)")
+            require(
+                re.fullmatch(r"[A-Za-z0-9_]+", name) is not None,
+                key,
+                "dataset names may use letters, digits and _ only (they become file names)",
+            )
             for modality, enc in ds.encoders.items():
-                require(enc in ENCODERS, f"{key}.encoders.{modality}",
-                        f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}")
+                require(
+                    enc in ENCODERS,
+                    f"{key}.encoders.{modality}",
+                    f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}",
+                )
         self.validate_online_teachers()
 
     def validate_online_teachers(self) -> None:
@@ -323,10 +373,13 @@ class Params:
         online = [name for name, ds in self.datasets.items() if ds.augment.kind == "online"]
         methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
         distilling = sorted(m for m in methods if method_entry(m).teachers)
-        require(not (online and distilling and self.teacher_cache), "teacher_cache",
-                f"must be false while datasets.{online[0] if online else ''}.augment.kind is online: the "
-                f"methods {', '.join(distilling)} distil from the teachers' outputs on each epoch's fresh crops, "
-                "which no cache holds; set teacher_cache: false, or augment.kind: views to keep the cache")
+        require(
+            not (online and distilling and self.teacher_cache),
+            "teacher_cache",
+            f"must be false while datasets.{online[0] if online else ''}.augment.kind is online: the "
+            f"methods {', '.join(distilling)} distil from the teachers' outputs on each epoch's fresh crops, "
+            "which no cache holds; set teacher_cache: false, or augment.kind: views to keep the cache",
+        )
 
     def validate_dataset_overrides(self) -> None:
         """Each dataset's `student` section names student keys only, and its params validate."""
@@ -339,11 +392,15 @@ class Params:
         """Names are file names, `over` names student keys only, and every variant's params validate, on
         the base params and on every dataset's (its `student` overrides applied first)."""
         for name, ablation in self.ablations.items():
-            require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, f"ablations.{name}",
-                    "ablation names may use letters, digits and _ only (they become file and stage names)")
+            require(
+                re.fullmatch(r"[A-Za-z0-9_]+", name) is not None,
+                f"ablations.{name}",
+                "ablation names may use letters, digits and _ only (they become file and stage names)",
+            )
             for i, key in enumerate(ablation.keys):
-                require_student_key(key, f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str)
-                                                                      else ""))
+                require_student_key(
+                    key, f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str) else "")
+                )
             for i, variant in enumerate(ablation.overrides()):
                 try:
                     self.variant(name, variant)
@@ -353,8 +410,9 @@ class Params:
                     try:
                         self.for_dataset(ds).variant(name, variant)
                     except ConfigError as exc:
-                        raise ConfigError(f"ablations.{name}.values[{i}] on top of datasets.{ds}.student: "
-                                          f"{exc}") from exc
+                        raise ConfigError(
+                            f"ablations.{name}.values[{i}] on top of datasets.{ds}.student: {exc}"
+                        ) from exc
 
 
 def optimizer_warnings(params: Params) -> list[str]:
@@ -367,11 +425,16 @@ def optimizer_warnings(params: Params) -> list[str]:
     dataset's student overrides and every ablation variant.
     """
     runs = [("", params, params.methods)]
-    runs += [(f"datasets.{name}.student: ", params.for_dataset(name), params.methods)
-             for name, ds in params.datasets.items() if ds.student]
+    runs += [
+        (f"datasets.{name}.student: ", params.for_dataset(name), params.methods)
+        for name, ds in params.datasets.items()
+        if ds.student
+    ]
     for name, ablation in params.ablations.items():
-        runs += [(f"ablations.{name} variant {variant}: ", params.variant(name, variant), ablation.methods)
-                 for variant in ablation.overrides()]
+        runs += [
+            (f"ablations.{name} variant {variant}: ", params.variant(name, variant), ablation.methods)
+            for variant in ablation.overrides()
+        ]
     out = []
     for where, p, methods in runs:
         if p.optimizer not in ("adam", "adamw"):
@@ -380,9 +443,11 @@ def optimizer_warnings(params: Params) -> list[str]:
         if p.smp.suppression == "partial":
             hit += [f"{m} (smp.suppression: partial)" for m in methods if method_entry(m).smp]
         if hit:
-            out.append(f"{where}optimizer: {p.optimizer} with {', '.join(hit)}: Adam-family optimizers divide each "
-                       "step by the gradient's running RMS, so these gradient coefficients barely change the update "
-                       "and the imbalance they act on is largely hidden; use optimizer: sgd (the paper's)")
+            out.append(
+                f"{where}optimizer: {p.optimizer} with {', '.join(hit)}: Adam-family optimizers divide each "
+                "step by the gradient's running RMS, so these gradient coefficients barely change the update "
+                "and the imbalance they act on is largely hidden; use optimizer: sgd (the paper's)"
+            )
     return out
 
 
@@ -391,13 +456,19 @@ def resolve_augment(augment: AugmentParams, source: Any, where: str) -> AugmentP
     (`source.IMAGE_MODALITIES`) and, when left out, set to all of them."""
     images = tuple(getattr(source, "IMAGE_MODALITIES", ()))
     if augment.modalities is None:
-        require(bool(images) or not augment.active, f"{where}.kind",
-                f"the {source.SOURCE} source has no frame or image modality to augment; set kind: none")
+        require(
+            bool(images) or not augment.active,
+            f"{where}.kind",
+            f"the {source.SOURCE} source has no frame or image modality to augment; set kind: none",
+        )
         return dataclasses.replace(augment, modalities=images)
     for i, modality in enumerate(augment.modalities):
-        require(modality in images, f"{where}.modalities[{i}]",
-                f"{modality!r} is not a frame-stack or image modality of the {source.SOURCE} source; "
-                f"choose from {', '.join(images) or 'none (it has none)'}")
+        require(
+            modality in images,
+            f"{where}.modalities[{i}]",
+            f"{modality!r} is not a frame-stack or image modality of the {source.SOURCE} source; "
+            f"choose from {', '.join(images) or 'none (it has none)'}",
+        )
     return augment
 
 
@@ -412,9 +483,12 @@ def student_keys() -> tuple[str, ...]:
 def require_student_key(key: str, where: str) -> None:
     """`key` (dotted) must be a student param or a key inside one; the error names `where`."""
     allowed = student_keys()
-    require(key.split(".")[0] in allowed, where,
-            f"{key!r} is not a student param (teachers and scores are shared by all students of a dataset); "
-            f"choose from {', '.join(allowed)} or a key inside one of them")
+    require(
+        key.split(".")[0] in allowed,
+        where,
+        f"{key!r} is not a student param (teachers and scores are shared by all students of a dataset); "
+        f"choose from {', '.join(allowed)} or a key inside one of them",
+    )
 
 
 def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -438,15 +512,15 @@ def override(section: T, key: str, value: Any, where: str = "") -> T:
     full = f"{where}.{head}" if where else head
     keys = settable(section)
     require(head in keys, full, f"unknown key; allowed keys here: {', '.join(sorted(keys))}")
-    in_sections = isinstance(section, Params) and head in section.sections
-    current = section.section(head) if in_sections else getattr(section, head)
+    owner = section if isinstance(section, Params) and head in section.sections else None
+    current = owner.section(head) if owner is not None else getattr(section, head)
     if rest:
         require(dataclasses.is_dataclass(current), full, f"has no keys inside it, so {key!r} cannot be set")
         new = override(current, rest, value, full)
     else:
         new = coerce(keys[head], value, full)
-    if in_sections:
-        return dataclasses.replace(section, sections={**section.sections, head: new})  # type: ignore[return-value]
+    if owner is not None:
+        return dataclasses.replace(owner, sections={**owner.sections, head: new})  # type: ignore[return-value]
     out = dataclasses.replace(section, **{head: new})  # type: ignore[type-var]
     check = getattr(out, "validate", None)
     if callable(check):
@@ -517,7 +591,7 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
     data = dict(data)
     if isinstance(data.get("datasets"), Mapping):  # Snakemake merges overlays itself: honour `null` there too
         data["datasets"] = {k: v for k, v in data["datasets"].items() if v is not None}
-    extra = sorted(((int(m.group(1)), k) for k in data if (m := TAU_KEY.match(k)) and int(m.group(1)) > 3))
+    extra = sorted((int(m.group(1)), k) for k in data if (m := TAU_KEY.match(k)) and int(m.group(1)) > 3)
     extra_taus = []
     for expected, (n, key) in enumerate(extra, start=4):
         require(n == expected, f"tau{expected}", f"missing; {key} is set, so tau4..tau{n} are needed")
@@ -527,22 +601,30 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
     for key in ("tau1", "tau2"):
         require(key in data, key, "missing; the SMP schedule needs tau1 and tau2 (epochs)")
     registered = registered_sections()
-    sections: dict[str, Any] = {name: parse(options, data.pop(name, None), name)
-                                for name, options in registered.items()}
+    sections: dict[str, Any] = {
+        name: parse(options, data.pop(name, None), name) for name, options in registered.items()
+    }
     params = parse(Params, data, "", also=registered)
     datasets = {}
     for name, ds in params.datasets.items():
-        require(ds.source in SOURCES, f"datasets.{name}.source",
-                f"unknown source {ds.source!r}; choose from {', '.join(sorted(SOURCES))}")
+        require(
+            ds.source in SOURCES,
+            f"datasets.{name}.source",
+            f"unknown source {ds.source!r}; choose from {', '.join(sorted(SOURCES))}",
+        )
         source = get_source(ds.source)
         pre = parse(source.Params, ds.preprocess, f"datasets.{name}.preprocess")
         missing = [m for m in source.MODALITIES if m not in ds.encoders]
         unknown = [m for m in ds.encoders if m not in source.MODALITIES]
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
-        require(not unknown, f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
-                f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}")
-        datasets[name] = dataclasses.replace(ds, preprocess=pre, augment=resolve_augment(
-            ds.augment, source, f"datasets.{name}.augment"))
+        require(
+            not unknown,
+            f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
+            f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}",
+        )
+        datasets[name] = dataclasses.replace(
+            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, f"datasets.{name}.augment")
+        )
     demo = None
     if params.demo is not None:
         from g2d.datasets import demo as demo_source

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Collection, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from collections.abc import Collection, Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -29,8 +30,11 @@ def parse(cls: type[T], data: Any, where: str, also: Collection[str] = ()) -> T:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'params'}: expected a mapping of keys, got {_show(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-              if not f.metadata.get("internal")}
+    fields = {
+        f.name: f
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if not f.metadata.get("internal")
+    }
     unknown = sorted(set(data) - set(fields))
     if unknown:
         allowed = ", ".join(sorted({*fields, *also}))
@@ -73,7 +77,7 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {_show(value)} matches none of {tp}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -47,10 +48,21 @@ class Sample:
 Report = Callable[[Mapping[str, int], Sequence[Skipped]], dict[str, Any]]  # (rows per split, skips) -> report
 
 
-def write_dataset(meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...], str]],
-                  samples: Iterator[Sample | Skipped], *, total: int, unit: str, out_path: str | os.PathLike[str],
-                  report_path: str | os.PathLike[str], report: Report, found: int, what: str,
-                  max_skipped_fraction: float, skipped: Sequence[Skipped] = ()) -> dict[str, Any]:
+def write_dataset(
+    meta: DatasetMeta,
+    shapes: Mapping[str, tuple[tuple[int, ...], str]],
+    samples: Iterator[Sample | Skipped],
+    *,
+    total: int,
+    unit: str,
+    out_path: str | os.PathLike[str],
+    report_path: str | os.PathLike[str],
+    report: Report,
+    found: int,
+    what: str,
+    max_skipped_fraction: float,
+    skipped: Sequence[Skipped] = (),
+) -> dict[str, Any]:
     """Write the dataset file of `samples` (in order; `total` of them, counted in `unit`s for the
     progress bar) and the report `report(counts, skips)`; return the report.
 
@@ -74,8 +86,10 @@ def write_dataset(meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...],
             check_skipped(meta.dataset, what, found, lost, max_skipped_fraction, report_path)
             empty = [s for s, n in counts.items() if n == 0]
             if empty:
-                raise RawDataError(f"splits {empty} of {meta.dataset} have no usable {unit} (see {report_path}); "
-                                   f"add data or change datasets.{meta.dataset}.preprocess.split")
+                raise RawDataError(
+                    f"splits {empty} of {meta.dataset} have no usable {unit} (see {report_path}); "
+                    f"add data or change datasets.{meta.dataset}.preprocess.split"
+                )
     finally:
         close = getattr(samples, "close", None)
         if callable(close):
@@ -85,8 +99,10 @@ def write_dataset(meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...],
 
 def skip_fields(found: int, skipped: Sequence[Skipped]) -> dict[str, Any]:
     """The report's `skipped` list and `skipped_fraction` of the `found` inputs."""
-    return {"skipped": [dataclasses.asdict(s) for s in skipped],
-            "skipped_fraction": len(skipped) / found if found else 0.0}
+    return {
+        "skipped": [dataclasses.asdict(s) for s in skipped],
+        "skipped_fraction": len(skipped) / found if found else 0.0,
+    }
 
 
 def preprocessing_record(source: str, params: Any, **extra: Any) -> dict[str, Any]:
@@ -101,11 +117,17 @@ def reason(exc: Exception, path: str | os.PathLike[str]) -> str:
     """The exception's message without the file name it starts with (the report has its own column)."""
     message = str(exc)
     prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else f"{type(exc).__name__}: {message}"
+    return message[len(prefix) :] if message.startswith(prefix) else f"{type(exc).__name__}: {message}"
 
 
-def check_skipped(dataset: str, what: str, found: int, skipped: Sequence[Skipped | Mapping[str, Any]],
-                  limit: float, report_path: str | os.PathLike[str]) -> None:
+def check_skipped(
+    dataset: str,
+    what: str,
+    found: int,
+    skipped: Sequence[Skipped | Mapping[str, Any]],
+    limit: float,
+    report_path: str | os.PathLike[str],
+) -> None:
     """Fail, naming the first bad files, if more than `limit` of the `found` inputs (`what`) are unusable."""
     fraction = len(skipped) / found if found else 0.0
     if fraction <= limit:
@@ -116,4 +138,5 @@ def check_skipped(dataset: str, what: str, found: int, skipped: Sequence[Skipped
     raise RawDataError(
         f"{len(skipped)} of {found} {what} ({fraction:.1%}) could not be used, more than "
         f"datasets.{dataset}.preprocess.max_skipped_fraction = {limit}:\n{shown}{more}\nThe full list is in "
-        f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; no dataset file was written.")
+        f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; no dataset file was written."
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,9 +59,12 @@ class AudioParams:
         require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
         require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
         require(self.hop_length > 0, f"{where}.hop_length", "must be a positive number of samples")
-        require(self.n_fft <= self.n_samples, f"{where}.n_fft",
-                f"window of {self.n_fft} samples is longer than the {self.n_samples}-sample clip; "
-                "lower n_fft or raise duration")
+        require(
+            self.n_fft <= self.n_samples,
+            f"{where}.n_fft",
+            f"window of {self.n_fft} samples is longer than the {self.n_samples}-sample clip; "
+            "lower n_fft or raise duration",
+        )
 
 
 @dataclass(frozen=True)
@@ -97,12 +101,18 @@ class SplitParams:
             require(0 <= value < 1, f"{where}.{name}", f"must be in [0, 1), got {value}")
         require(self.seed >= 0, f"{where}.seed", "must be a non-negative integer")
         if self.by == "actor":
-            require(self.val_fraction + self.test_fraction < 1, f"{where}.test_fraction",
-                    "val_fraction + test_fraction must stay below 1 so that actors remain for training")
+            require(
+                self.val_fraction + self.test_fraction < 1,
+                f"{where}.test_fraction",
+                "val_fraction + test_fraction must stay below 1 so that actors remain for training",
+            )
         else:
             for name in ("train_list", "test_list"):
-                require(bool(getattr(self, name)), f"{where}.{name}",
-                        "a path to a `clip,LABEL` list is required when split.by is 'list'")
+                require(
+                    bool(getattr(self, name)),
+                    f"{where}.{name}",
+                    "a path to a `clip,LABEL` list is required when split.by is 'list'",
+                )
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,11 @@ class Params:
     workers: int = 1
 
     def validate(self, where: str) -> None:
-        require(0 <= self.max_skipped_fraction <= 1, f"{where}.max_skipped_fraction",
-                f"must be in [0, 1], got {self.max_skipped_fraction}")
+        require(
+            0 <= self.max_skipped_fraction <= 1,
+            f"{where}.max_skipped_fraction",
+            f"must be in [0, 1], got {self.max_skipped_fraction}",
+        )
         require(self.workers >= 1, f"{where}.workers", "must be at least 1")
 
 
@@ -174,8 +187,14 @@ def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
         raise RawDataError(f"{wavs[0]}: is a Git LFS pointer, not audio; run `git lfs pull` in the CREMA-D clone")
 
 
-def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str | Path,
-               report_path: str | Path, workers: int | None = None) -> dict[str, Any]:
+def preprocess(
+    dataset: str,
+    raw_dir: str | Path,
+    params: Params,
+    out_path: str | Path,
+    report_path: str | Path,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """Write the dataset file and the report; return the report.
 
     `workers` (default: params.workers) decoding processes; the output does not depend on it.
@@ -187,17 +206,34 @@ def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str 
     clips, skipped = find_clips(root)
     found = len(clips) + len(skipped)
     assignment, split_notes = assign_splits(clips, params.split)
-    jobs = sorted((Job(clip, assignment[clip.name], wav, video) for clip, wav, video in clips
-                   if clip.name in assignment), key=lambda j: (SPLITS.index(j.split), j.clip.name))
-    meta = DatasetMeta(dataset=dataset, source=SOURCE, task="classification", modalities=MODALITIES,
-                       class_names=CLASS_NAMES, preprocessing=preprocessing_record(SOURCE, params))
+    jobs = sorted(
+        (Job(clip, assignment[clip.name], wav, video) for clip, wav, video in clips if clip.name in assignment),
+        key=lambda j: (SPLITS.index(j.split), j.clip.name),
+    )
+    meta = DatasetMeta(
+        dataset=dataset,
+        source=SOURCE,
+        task="classification",
+        modalities=MODALITIES,
+        class_names=CLASS_NAMES,
+        preprocessing=preprocessing_record(SOURCE, params),
+    )
     decode = functools.partial(process_clip, audio=params.audio, video=params.video)
     warm_up(params.audio)
     return write_dataset(
-        meta, sample_shapes(params), ordered_map(decode, jobs, workers or params.workers), total=len(jobs),
-        unit="clip", out_path=out_path, report_path=report_path, found=found, what="CREMA-D clips",
-        max_skipped_fraction=params.max_skipped_fraction, skipped=skipped,
-        report=functools.partial(build_report, dataset, root, params, found, split_notes=split_notes))
+        meta,
+        sample_shapes(params),
+        ordered_map(decode, jobs, workers or params.workers),
+        total=len(jobs),
+        unit="clip",
+        out_path=out_path,
+        report_path=report_path,
+        found=found,
+        what="CREMA-D clips",
+        max_skipped_fraction=params.max_skipped_fraction,
+        skipped=skipped,
+        report=functools.partial(build_report, dataset, root, params, found, split_notes=split_notes),
+    )
 
 
 def find_clips(root: Path) -> tuple[list[tuple[Clip, Path, Path]], list[Skipped]]:
@@ -219,8 +255,9 @@ def find_clips(root: Path) -> tuple[list[tuple[Clip, Path, Path]], list[Skipped]
     return clips, skipped
 
 
-def assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
-                  split: SplitParams) -> tuple[dict[str, str], dict[str, Any]]:
+def assign_splits(
+    clips: Sequence[tuple[Clip, Path, Path]], split: SplitParams
+) -> tuple[dict[str, str], dict[str, Any]]:
     """{clip: split} plus notes for the report (clips the lists leave out or name but lack)."""
     try:
         return _assign_splits(clips, split)
@@ -228,26 +265,31 @@ def assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
         raise RawDataError(f"cannot split the CREMA-D clips: {exc}") from exc
 
 
-def _assign_splits(clips: Sequence[tuple[Clip, Path, Path]],
-                   split: SplitParams) -> tuple[dict[str, str], dict[str, Any]]:
+def _assign_splits(
+    clips: Sequence[tuple[Clip, Path, Path]], split: SplitParams
+) -> tuple[dict[str, str], dict[str, Any]]:
     ids = [c.name for c, _, _ in clips]
     if split.by == "actor":
-        return split_by_group(ids, [c.actor for c, _, _ in clips], split.val_fraction, split.test_fraction,
-                              split.seed), {}
+        return split_by_group(
+            ids, [c.actor for c, _, _ in clips], split.val_fraction, split.test_fraction, split.seed
+        ), {}
     train_path, test_path = str(split.train_list), str(split.test_list)
     lists = {path: read_split_list(path, CLASS_NAMES) for path in (train_path, test_path)}
     by_name = {c.name: c for c, _, _ in clips}
     for path, listed in lists.items():
-        wrong = [f"{name} labelled {label}" for name, label in listed.items()
-                 if name in by_name and by_name[name].emotion != label]
+        wrong = [
+            f"{name} labelled {label}"
+            for name, label in listed.items()
+            if name in by_name and by_name[name].emotion != label
+        ]
         if wrong:
-            raise RawDataError(f"{path}: {len(wrong)} labels disagree with the clip names, e.g. {wrong[:3]}; "
-                               "fix the list")
+            raise RawDataError(
+                f"{path}: {len(wrong)} labels disagree with the clip names, e.g. {wrong[:3]}; fix the list"
+            )
     train, test = lists[train_path], lists[test_path]
     assignment = split_from_lists(ids, train, test, split.val_fraction, split.seed)
-    listed = set(train) | set(test)
-    notes = {"not_in_lists": sorted(set(ids) - set(assignment)),
-             "listed_but_missing": sorted(listed - set(ids))}
+    in_lists = set(train) | set(test)
+    notes = {"not_in_lists": sorted(set(ids) - set(assignment)), "listed_but_missing": sorted(in_lists - set(ids))}
     return assignment, notes
 
 
@@ -279,12 +321,21 @@ def warm_up(audio: AudioParams) -> None:
 def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
     """Per-sample array shapes and dtypes, for the writer."""
     a, v = params.audio, params.video
-    return {"audio": ((1, *spectrogram_shape(a.n_samples, a.n_fft, a.hop_length)), "float32"),
-            "video": ((v.frames, 3, v.size, v.size), "uint8")}
+    return {
+        "audio": ((1, *spectrogram_shape(a.n_samples, a.n_fft, a.hop_length)), "float32"),
+        "video": ((v.frames, 3, v.size, v.size), "uint8"),
+    }
 
 
-def build_report(dataset: str, root: Path, params: Params, found: int, counts: Mapping[str, int],
-                 skipped: Sequence[Skipped], split_notes: Mapping[str, Any]) -> dict[str, Any]:
+def build_report(
+    dataset: str,
+    root: Path,
+    params: Params,
+    found: int,
+    counts: Mapping[str, int],
+    skipped: Sequence[Skipped],
+    split_notes: Mapping[str, Any],
+) -> dict[str, Any]:
     """The JSON report: what was found, written and skipped, and with which params."""
     return {
         "dataset": dataset,

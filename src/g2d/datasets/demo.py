@@ -27,9 +27,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -75,11 +76,17 @@ class Params:
     def validate(self, where: str) -> None:
         require(self.seed >= 0, f"{where}.seed", "must be a non-negative integer")
         require(1 <= self.actors <= 9999 - FIRST_ACTOR, f"{where}.actors", f"must be in [1, {9999 - FIRST_ACTOR}]")
-        require(1 <= self.sentences <= len(SENTENCES), f"{where}.sentences",
-                f"must be in [1, {len(SENTENCES)}] (CREMA-D has {len(SENTENCES)} sentences)")
+        require(
+            1 <= self.sentences <= len(SENTENCES),
+            f"{where}.sentences",
+            f"must be in [1, {len(SENTENCES)}] (CREMA-D has {len(SENTENCES)} sentences)",
+        )
         nyquist_needed = 2 * len(HARMONICS) * max(TONE_HZ) * (1 + self.actor_pitch_spread) * 1.1
-        require(self.sample_rate >= nyquist_needed, f"{where}.sample_rate",
-                f"must be at least {math.ceil(nyquist_needed)} Hz to hold the highest tone's harmonics")
+        require(
+            self.sample_rate >= nyquist_needed,
+            f"{where}.sample_rate",
+            f"must be at least {math.ceil(nyquist_needed)} Hz to hold the highest tone's harmonics",
+        )
         require(self.min_duration > 0, f"{where}.min_duration", "must be a positive number of seconds")
         require(self.max_duration >= self.min_duration, f"{where}.max_duration", "must be at least min_duration")
         require(self.fps > 0, f"{where}.fps", "must be a positive frame rate")
@@ -144,10 +151,10 @@ def generate(out_dir: str | Path, params: Params) -> dict[str, Any]:
 
 def plan_clips(params: Params) -> list[ClipPlan]:
     """One clip per (actor, sentence, emotion), in that order, with every random draw made here."""
-    plans = []
+    plans: list[ClipPlan] = []
     for a in range(params.actors):
         actor = make_actor(params.seed, a, params.actor_pitch_spread, params.actor_rate_spread)
-        for sentence in SENTENCES[:params.sentences]:
+        for sentence in SENTENCES[: params.sentences]:
             for emotion, code in enumerate(CLASS_NAMES):
                 index = len(plans)
                 meta, audio, video = np.random.SeedSequence([params.seed, CLIP_STREAM, index]).spawn(3)
@@ -156,16 +163,18 @@ def plan_clips(params: Params) -> list[ClipPlan]:
                 other = (emotion + 1 + int(rng.integers(len(CLASS_NAMES) - 1))) % len(CLASS_NAMES)
                 audio_emotion = emotion if audio_draw < params.audio_informative else other
                 video_emotion = emotion if video_draw < params.video_informative else None
-                plans.append(ClipPlan(
-                    index=index,
-                    name=f"{actor.code}_{sentence}_{code}_{LEVEL}",
-                    actor=actor,
-                    emotion=emotion,
-                    audio_emotion=audio_emotion,
-                    video_emotion=video_emotion,
-                    duration=float(rng.uniform(params.min_duration, params.max_duration)),
-                    streams=(audio, video),
-                ))
+                plans.append(
+                    ClipPlan(
+                        index=index,
+                        name=f"{actor.code}_{sentence}_{code}_{LEVEL}",
+                        actor=actor,
+                        emotion=emotion,
+                        audio_emotion=audio_emotion,
+                        video_emotion=video_emotion,
+                        duration=float(rng.uniform(params.min_duration, params.max_duration)),
+                        streams=(audio, video),
+                    )
+                )
     return plans
 
 
@@ -181,9 +190,13 @@ def make_actor(seed: int, index: int, pitch_spread: float, rate_spread: float = 
     pitch = float(rng.uniform(1 - pitch_spread, 1 + pitch_spread))
     face_scale = float(rng.uniform(0.9, 1.1))
     # the rate is drawn last, so the traits drawn before it existed keep their values
-    return Actor(code=str(FIRST_ACTOR + index), pitch=pitch,
-                 rate=float(rng.uniform(1 - rate_spread, 1 + rate_spread)),
-                 face_scale=face_scale, skin_bgr=(float(skin[0]), float(skin[1]), float(skin[2])))
+    return Actor(
+        code=str(FIRST_ACTOR + index),
+        pitch=pitch,
+        rate=float(rng.uniform(1 - rate_spread, 1 + rate_spread)),
+        face_scale=face_scale,
+        skin_bgr=(float(skin[0]), float(skin[1]), float(skin[2])),
+    )
 
 
 def synth_audio(plan: ClipPlan, params: Params) -> np.ndarray:
@@ -192,13 +205,14 @@ def synth_audio(plan: ClipPlan, params: Params) -> np.ndarray:
     n = max(1, int(round(plan.duration * params.sample_rate)))
     t = np.arange(n) / params.sample_rate
     f0 = TONE_HZ[plan.audio_emotion] * plan.actor.pitch * rng.uniform(0.99, 1.01)
-    tone = sum(weight * np.sin(2 * np.pi * (h + 1) * f0 * t + rng.uniform(0, 2 * np.pi))
-               for h, weight in enumerate(HARMONICS))
+    tone = sum(
+        weight * np.sin(2 * np.pi * (h + 1) * f0 * t + rng.uniform(0, 2 * np.pi)) for h, weight in enumerate(HARMONICS)
+    )
     rate = MODULATION_HZ[plan.audio_emotion] * plan.actor.rate
     envelope = 0.5 * (1 + 0.8 * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)))
     fade = np.clip(np.minimum(t, t[-1] - t) / FADE_SECONDS, 0, 1)
     signal = tone * envelope * fade
-    signal *= SIGNAL_RMS / max(float(np.sqrt(np.mean(signal ** 2))), 1e-12)
+    signal *= SIGNAL_RMS / max(float(np.sqrt(np.mean(signal**2))), 1e-12)
     noise = rng.normal(0, SIGNAL_RMS / 10 ** (params.audio_snr_db / 20), n)
     wave = signal + noise
     return (wave / max(1.0, float(np.abs(wave).max()) / 0.9)).astype(np.float32)
@@ -227,7 +241,7 @@ def synth_video(plan: ClipPlan, params: Params) -> Iterator[np.ndarray]:
         if plan.video_emotion is not None:
             centre = mouth + rng.integers(-jitter, jitter + 1, 2)
             draw_glyph(frame, plan.video_emotion, centre, size / 8, ink, max(1, size // 32))
-        frame += rng.normal(0, params.video_noise * 255, frame.shape)
+        frame = frame + rng.normal(0, params.video_noise * 255, frame.shape)
         yield np.clip(np.round(frame), 0, 255).astype(np.uint8)
 
 
@@ -248,12 +262,13 @@ GLYPHS: tuple[tuple[list[tuple[float, float]], ...], ...] = (
 SUBPIXEL_BITS = 4
 
 
-def draw_glyph(img: np.ndarray, emotion: int, centre: np.ndarray, radius: float, ink: tuple[float, ...],
-               thickness: int) -> None:
+def draw_glyph(
+    img: np.ndarray, emotion: int, centre: np.ndarray, radius: float, ink: tuple[float, ...], thickness: int
+) -> None:
     """Draw emotion's mouth glyph, anti-aliased at sub-pixel precision."""
     import cv2
 
-    scale = 2 ** SUBPIXEL_BITS
+    scale = 2**SUBPIXEL_BITS
     lines = [np.round((centre + radius * np.array(line)) * scale).astype(np.int32) for line in GLYPHS[emotion]]
     cv2.polylines(img, lines, False, ink, thickness, cv2.LINE_AA, SUBPIXEL_BITS)
 
@@ -283,13 +298,16 @@ def _open_flv_writer(path: Path, fps: float, size: tuple[int, int]) -> Any:
     """FFmpeg's FLV tag for FLV1 first (the 'FLV1' fourcc works too, but makes FFmpeg warn per file)."""
     import cv2
 
-    for fourcc in (FLV1_CODEC_TAG, cv2.VideoWriter_fourcc(*"FLV1")):
+    fourccs = (FLV1_CODEC_TAG, cv2.VideoWriter_fourcc(*"FLV1"))  # type: ignore[attr-defined]
+    for fourcc in fourccs:
         writer = cv2.VideoWriter(str(path), fourcc, fps, size)
         if writer.isOpened():
             return writer
         writer.release()
-    raise RuntimeError(f"{path}: OpenCV cannot write FLV1 video here; it needs an FFmpeg-enabled OpenCV "
-                       "(opencv-python-headless from PyPI has one)")
+    raise RuntimeError(
+        f"{path}: OpenCV cannot write FLV1 video here; it needs an FFmpeg-enabled OpenCV "
+        "(opencv-python-headless from PyPI has one)"
+    )
 
 
 def write_summary_table(path: Path, plans: list[ClipPlan]) -> None:
@@ -305,13 +323,15 @@ def write_summary_table(path: Path, plans: list[ClipPlan]) -> None:
 def readme(params: Params, summary: dict[str, Any]) -> str:
     """README.txt: what this folder is and how it was made."""
     design = (__doc__ or "").strip()
-    return (f"Synthetic CREMA-D stand-in written by g2d.datasets.demo.generate.\n\n{design}\n\n"
-            f"Layout: AudioWAV/<clip>.wav (16-bit PCM, {params.sample_rate} Hz), VideoFlash/<clip>.flv (FLV1, "
-            f"{params.fps:g} fps, {params.frame_size}x{params.frame_size}), processedResults/summaryTable.csv.\n"
-            f"Clip names: <actor>_<sentence>_<emotion>_{LEVEL}; emotions {' '.join(CLASS_NAMES)}.\n"
-            f"Clips: {summary['clips']}; carrying their own emotion: audio {summary['audio_informative_clips']}, "
-            f"video {summary['video_informative_clips']}.\n\n"
-            f"Params:\n{json.dumps(dataclasses.asdict(params), indent=2, sort_keys=True)}\n")
+    return (
+        f"Synthetic CREMA-D stand-in written by g2d.datasets.demo.generate.\n\n{design}\n\n"
+        f"Layout: AudioWAV/<clip>.wav (16-bit PCM, {params.sample_rate} Hz), VideoFlash/<clip>.flv (FLV1, "
+        f"{params.fps:g} fps, {params.frame_size}x{params.frame_size}), processedResults/summaryTable.csv.\n"
+        f"Clip names: <actor>_<sentence>_<emotion>_{LEVEL}; emotions {' '.join(CLASS_NAMES)}.\n"
+        f"Clips: {summary['clips']}; carrying their own emotion: audio {summary['audio_informative_clips']}, "
+        f"video {summary['video_informative_clips']}.\n\n"
+        f"Params:\n{json.dumps(dataclasses.asdict(params), indent=2, sort_keys=True)}\n"
+    )
 
 
 @contextlib.contextmanager
@@ -332,4 +352,3 @@ def _staging_dir(target: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import itertools
 import multiprocessing
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Generator, Iterable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,8 +26,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Gener
         yield from map(fn, items)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_single_threaded_libraries) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_single_threaded_libraries
+    ) as pool:
         pending: collections.deque[Future[R]] = collections.deque()
         feed = iter(items)
         pending.extend(pool.submit(fn, item) for item in itertools.islice(feed, workers * WINDOW_PER_WORKER))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -17,8 +17,9 @@ class SplitError(ValueError):
     """The samples cannot be split as asked; the message says why and what to change."""
 
 
-def split_by_group(ids: Sequence[str], groups: Sequence[str], val_fraction: float, test_fraction: float,
-                   seed: int) -> dict[str, str]:
+def split_by_group(
+    ids: Sequence[str], groups: Sequence[str], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, str]:
     """Put whole groups (speakers) in one split each, so that no speaker is seen in training and test.
 
     Groups are shuffled with numpy's Generator(seed); val and test get round(fraction * groups)
@@ -30,17 +31,21 @@ def split_by_group(ids: Sequence[str], groups: Sequence[str], val_fraction: floa
     unique = sorted(set(groups))
     n = len(unique)
     if n < 3:
-        raise SplitError(f"a split by group needs at least 3 groups (one per split), found {n}: {unique}; "
-                         "add data from more speakers or split from lists instead")
+        raise SplitError(
+            f"a split by group needs at least 3 groups (one per split), found {n}: {unique}; "
+            "add data from more speakers or split from lists instead"
+        )
     n_val = max(1, _round_half_up(val_fraction * n))
     n_test = max(1, _round_half_up(test_fraction * n))
     if n_val + n_test >= n:
-        raise SplitError(f"val_fraction {val_fraction} and test_fraction {test_fraction} of {n} groups leave "
-                         f"no group for training ({n_val} val + {n_test} test); lower the fractions")
+        raise SplitError(
+            f"val_fraction {val_fraction} and test_fraction {test_fraction} of {n} groups leave "
+            f"no group for training ({n_val} val + {n_test} test); lower the fractions"
+        )
     order = [unique[i] for i in np.random.default_rng(seed).permutation(n)]
     split_of = {g: "test" for g in order[:n_test]}
-    split_of.update({g: "val" for g in order[n_test:n_test + n_val]})
-    split_of.update({g: "train" for g in order[n_test + n_val:]})
+    split_of.update({g: "val" for g in order[n_test : n_test + n_val]})
+    split_of.update({g: "train" for g in order[n_test + n_val :]})
     return {sample: split_of[group] for sample, group in zip(ids, groups)}
 
 
@@ -66,20 +71,25 @@ def read_split_list(path: str | os.PathLike[str], labels: Collection[str]) -> di
                 continue
             first_row = False
             if len(fields) != 2 or not fields[0] or fields[1] not in known:
-                raise SplitError(f"{path}, line {line_no}: expected `clip,LABEL` with LABEL one of "
-                                 f"{', '.join(labels)}, got {text!r}; fix or delete that row")
+                raise SplitError(
+                    f"{path}, line {line_no}: expected `clip,LABEL` with LABEL one of "
+                    f"{', '.join(labels)}, got {text!r}; fix or delete that row"
+                )
             clip, label = fields
             if out.get(clip, label) != label:
-                raise SplitError(f"{path}, line {line_no}: {clip} is listed again with label {label}, "
-                                 f"earlier with {out[clip]}; keep one row")
+                raise SplitError(
+                    f"{path}, line {line_no}: {clip} is listed again with label {label}, "
+                    f"earlier with {out[clip]}; keep one row"
+                )
             out[clip] = label
     if not out:
         raise SplitError(f"{path}: split list holds no rows; expected lines like `1001_DFA_ANG_XX,ANG`")
     return out
 
 
-def split_from_lists(ids: Sequence[str], train_list: Collection[str], test_list: Collection[str],
-                     val_fraction: float, seed: int) -> dict[str, str]:
+def split_from_lists(
+    ids: Sequence[str], train_list: Collection[str], test_list: Collection[str], val_fraction: float, seed: int
+) -> dict[str, str]:
     """Assign ids from the literature's train and test lists, holding out part of train as val.
 
     A seeded round(val_fraction * n_train) of the listed training ids (at least one) becomes val,
@@ -88,14 +98,18 @@ def split_from_lists(ids: Sequence[str], train_list: Collection[str], test_list:
     _check_unique(ids)
     both = sorted(set(train_list) & set(test_list))
     if both:
-        raise SplitError(f"{len(both)} clips are in both the train and the test list, e.g. {both[:3]}; "
-                         "a clip may be in one list only")
+        raise SplitError(
+            f"{len(both)} clips are in both the train and the test list, e.g. {both[:3]}; "
+            "a clip may be in one list only"
+        )
     present = set(ids)
     train = sorted(present & set(train_list))
     test = sorted(present & set(test_list))
     if len(train) < 2 or not test:
-        raise SplitError(f"the lists match {len(train)} training and {len(test)} test clips of the raw data; "
-                         "need at least 2 and 1: check that the lists name these clips")
+        raise SplitError(
+            f"the lists match {len(train)} training and {len(test)} test clips of the raw data; "
+            "need at least 2 and 1: check that the lists name these clips"
+        )
     n_val = min(len(train) - 1, max(1, _round_half_up(val_fraction * len(train))))
     held_out = {train[i] for i in np.random.default_rng(seed).permutation(len(train))[:n_val]}
     assignment = {clip: ("val" if clip in held_out else "train") for clip in train}

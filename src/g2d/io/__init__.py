@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
-def check_schema_version(path: str | os.PathLike[str], attrs: Mapping[str, Any], expected: int, kind: str,
-                         stage: str) -> None:
+def check_schema_version(
+    path: str | os.PathLike[str], attrs: Mapping[str, Any], expected: int, kind: str, stage: str
+) -> None:
     """Fail, naming the file and the stage that rewrites it, unless its `schema_version` is `expected`."""
     if "schema_version" not in attrs:
-        raise ValueError(f"{path}: no schema_version attribute, so not a g2d {kind} of this version; "
-                         f"rerun the {stage} stage")
+        raise ValueError(
+            f"{path}: no schema_version attribute, so not a g2d {kind} of this version; rerun the {stage} stage"
+        )
     if int(attrs["schema_version"]) != expected:
-        raise ValueError(f"{path}: {kind} schema version {attrs['schema_version']}, this g2d reads {expected}; "
-                         f"rerun the {stage} stage")
+        raise ValueError(
+            f"{path}: {kind} schema version {attrs['schema_version']}, this g2d reads {expected}; "
+            f"rerun the {stage} stage"
+        )

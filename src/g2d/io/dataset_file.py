@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import h5py
 import numpy as np
@@ -156,7 +157,7 @@ class StreamedSplit:
         dset = self._group()[modality]
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
-            in_file_order[start:stop] = dset[rows[start]:rows[stop - 1] + 1]
+            in_file_order[start:stop] = dset[rows[start] : rows[stop - 1] + 1]
         out = np.empty_like(in_file_order)
         out[order] = in_file_order
         return out
@@ -200,8 +201,9 @@ class DatasetWriter:
     GROW_ROWS = 256
     LABEL_BLOCK = 1024
 
-    def __init__(self, path: str | os.PathLike[str], meta: DatasetMeta,
-                 shapes: Mapping[str, tuple[tuple[int, ...], str]]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...], str]]
+    ) -> None:
         if meta.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {meta.task!r}")
         missing = set(meta.modalities) - set(shapes)
@@ -235,13 +237,16 @@ class DatasetWriter:
         group = self._h5.create_group(split)
         for modality in self.meta.modalities:
             shape, dtype = self.shapes[modality]
-            group.create_dataset(modality, shape=(0, *shape), maxshape=(None, *shape),
-                                 dtype=dtype, chunks=(1, *shape), track_times=False)
+            group.create_dataset(
+                modality, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(1, *shape), track_times=False
+            )
         label_dtype = "int64" if self.meta.task == "classification" else "float32"
-        group.create_dataset("labels", shape=(0,), maxshape=(None,), dtype=label_dtype, chunks=(1024,),
-                             track_times=False)
-        group.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"),
-                             chunks=(1024,), track_times=False)
+        group.create_dataset(
+            "labels", shape=(0,), maxshape=(None,), dtype=label_dtype, chunks=(1024,), track_times=False
+        )
+        group.create_dataset(
+            "ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,), track_times=False
+        )
         self._counts[split] = 0
         self._pending[split] = []
         self._rows[split] = [(group[m], group[m].dtype, self.shapes[m][0]) for m in self.meta.modalities]
@@ -306,7 +311,7 @@ class DatasetWriter:
         finally:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

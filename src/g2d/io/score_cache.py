@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -74,9 +75,13 @@ class ViewBank:
         return int(next(iter(self.boxes.values())).shape[1])
 
 
-def write_scores(path: str | os.PathLike[str], scores: Mapping[str, Mapping[str, TeacherScores]],
-                 attrs: Mapping[str, Any], bank: ViewBank | None = None,
-                 bank_attrs: Mapping[str, Any] | None = None) -> None:
+def write_scores(
+    path: str | os.PathLike[str],
+    scores: Mapping[str, Mapping[str, TeacherScores]],
+    attrs: Mapping[str, Any],
+    bank: ViewBank | None = None,
+    bank_attrs: Mapping[str, Any] | None = None,
+) -> None:
     """Write the teacher cache {split: {modality: TeacherScores}} atomically; with `bank`, also its
     boxes and flips beside the per-view outputs (`scores[TRAIN_VIEWS]`, arrays (K, N, ...))."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
@@ -109,8 +114,9 @@ def read_view_bank(path: str | os.PathLike[str]) -> ViewBank | None:
         if TRAIN_VIEWS not in h5:
             return None
         group = h5[TRAIN_VIEWS]
-        return ViewBank(boxes={m: g["boxes"][()] for m, g in group.items()},
-                        flip={m: g["flip"][()] for m, g in group.items()})
+        return ViewBank(
+            boxes={m: g["boxes"][()] for m, g in group.items()}, flip={m: g["flip"][()] for m, g in group.items()}
+        )
 
 
 def read_scores(path: str | os.PathLike[str], split: str) -> dict[str, TeacherScores]:
@@ -118,8 +124,10 @@ def read_scores(path: str | os.PathLike[str], split: str) -> dict[str, TeacherSc
     with h5py.File(path, "r") as h5:
         check_version(path, h5.attrs)
         if split not in h5:
-            raise ValueError(f"{path}: no cached teacher scores for {split!r}; rerun the score stage"
-                             + (" with datasets.<name>.augment.kind: views" if split == TRAIN_VIEWS else ""))
+            raise ValueError(
+                f"{path}: no cached teacher scores for {split!r}; rerun the score stage"
+                + (" with datasets.<name>.augment.kind: views" if split == TRAIN_VIEWS else "")
+            )
         out = {}
         for modality, group in h5[split].items():
             out[modality] = TeacherScores(

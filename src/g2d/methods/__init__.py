@@ -13,7 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from g2d.methods.options import AGMParams, MLAParams, MMParetoParams, OGMGEParams, UMTParams
+from g2d.methods.options import (
+    AGMParams,
+    DLMGParams,
+    MLAParams,
+    MMParetoParams,
+    MSESParams,
+    MSLRParams,
+    OGMGEParams,
+    PMRParams,
+    ReconBoostParams,
+    UMTParams,
+)
 from g2d.registry import Entry, lookup, option_sections, section_name
 
 if TYPE_CHECKING:
@@ -22,11 +33,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MethodEntry(Entry):
-    """A method: `teachers` if it reads the teachers' outputs (cached or online), `scales_gradients` if
+    """A method: `teachers` if it reads the teachers' outputs (cached or online), `teacher_weights` if it
+    starts from the teachers' trained weights (the student stage loads them), `scales_gradients` if
     its rule multiplies encoder gradients by a coefficient, `smp` if it gates encoders by SMP (reads the
     `smp` section); the last two are what `g2d check` warns about under Adam-family optimizers."""
 
     teachers: bool = False
+    teacher_weights: bool = False
     scales_gradients: bool = False
     smp: bool = False
 
@@ -41,6 +54,12 @@ METHODS: dict[str, MethodEntry] = {
     "agm": MethodEntry("g2d.methods.agm:AGM", AGMParams, scales_gradients=True),
     "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
+    "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
+    "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),
+    "mses": MethodEntry("g2d.methods.mses:MSES", MSESParams),
+    "mslr": MethodEntry("g2d.methods.mslr:MSLR", MSLRParams),
+    "reconboost": MethodEntry("g2d.methods.reconboost:ReconBoost", ReconBoostParams),
+    "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
 }
 
 

@@ -19,15 +19,16 @@ also flows through the masked passes; ours keeps those passes out of the gradien
 see zeroed inputs and every f(S) is the same function (the official code takes f(all) from the
 train-mode pass); the exponent is clipped at 10 to avoid overflow (as in the official code); the
 running means start at 0 (target ratio 1 at the first step) and are updated after each step's
-coefficients, and they are part of the method state so a resumed run continues exactly. For k = 2 this is the paper's rule; for k > 2 "the other modality" becomes the mean of the
-others, as in OGM-GE here.
+coefficients, and they are part of the method state so a resumed run continues exactly. For k = 2 this is the
+paper's rule; for k > 2 "the other modality" becomes the mean of the others, as in OGM-GE here.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -52,8 +53,7 @@ def agm_coefficients(scores: Mapping[str, float], running: Mapping[str, float], 
     return {m: math.exp(min(alpha * (target[m] - current[m]), MAX_EXPONENT)) for m in scores}
 
 
-def shapley_values(value: Callable[[frozenset[str]], torch.Tensor],
-                   players: Sequence[str]) -> dict[str, torch.Tensor]:
+def shapley_values(value: Callable[[frozenset[str]], torch.Tensor], players: Sequence[str]) -> dict[str, torch.Tensor]:
     """The exact Shapley value of each player for the set function `value`, called once per non-empty
     coalition; the empty coalition's value is taken as 0 (AGM's convention)."""
     k = len(players)
@@ -61,13 +61,18 @@ def shapley_values(value: Callable[[frozenset[str]], torch.Tensor],
     for size in range(1, k + 1):
         for coalition in itertools.combinations(players, size):
             values[frozenset(coalition)] = value(frozenset(coalition))
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for m in players:
         others = [j for j in players if j != m]
-        terms = [math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
-                 * (values[frozenset(s) | {m}] - values[frozenset(s)])
-                 for size in range(k) for s in itertools.combinations(others, size)]
-        out[m] = sum(terms[1:], terms[0])
+        terms = [
+            math.factorial(size)
+            * math.factorial(k - size - 1)
+            / math.factorial(k)
+            * (values[frozenset(s) | {m}] - values[frozenset(s)])
+            for size in range(k)
+            for s in itertools.combinations(others, size)
+        ]
+        out[m] = torch.as_tensor(sum(terms[1:], terms[0]))
     return out
 
 
@@ -77,6 +82,7 @@ def mono_modal_responses(model: MultimodalStudent, inputs: Mapping[str, torch.Te
     was_training = model.training
     model.eval()
     try:
+
         def fused(kept: frozenset[str]) -> torch.Tensor:
             return model({j: x if j in kept else torch.zeros_like(x) for j, x in inputs.items()}).fused
 

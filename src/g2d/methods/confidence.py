@@ -35,5 +35,6 @@ def batch_confidence(confidence: torch.Tensor, sq_error: torch.Tensor | None, ta
 
 def cached_confidence(confidence: np.ndarray, sq_error: np.ndarray | None, task: str) -> float:
     """rho over a whole split from the score cache's per-sample values (the split as one batch)."""
-    return batch_confidence(torch.from_numpy(confidence), None if sq_error is None else torch.from_numpy(sq_error),
-                            task)
+    return batch_confidence(
+        torch.from_numpy(confidence), None if sq_error is None else torch.from_numpy(sq_error), task
+    )

@@ -14,5 +14,14 @@ class G2D(SMPGating):
     def loss(self, out: StudentOutput, batch: Batch) -> LossParts:
         if batch.teacher is None:
             raise ValueError("G2D needs teacher outputs for every batch (cached or online)")
-        return g2d_loss(out.fused, out.features, batch.target, batch.teacher.features, batch.teacher.logits,
-                        self.task, self.alpha, self.beta, self.temperature)
+        return g2d_loss(
+            out.fused,
+            out.features,
+            batch.target,
+            batch.teacher.features,
+            batch.teacher.logits,
+            self.task,
+            self.alpha,
+            self.beta,
+            self.temperature,
+        )

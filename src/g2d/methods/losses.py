@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -32,23 +32,33 @@ def logit_loss(student: torch.Tensor, teacher: torch.Tensor, task: str, temperat
 
 @dataclass
 class LossParts:
-    """The total loss and each term, so that logs show what drives training."""
+    """The total loss and each term, so that logs show what drives training (`uni`: unimodal task losses)."""
 
     total: torch.Tensor
     task: torch.Tensor
     feat: dict[str, torch.Tensor]
     logit: dict[str, torch.Tensor]
+    uni: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": self.total.item(), "loss_task": self.task.item()}
         out.update({f"loss_feat_{m}": v.item() for m, v in self.feat.items()})
         out.update({f"loss_logit_{m}": v.item() for m, v in self.logit.items()})
+        out.update({f"loss_uni_{m}": v.item() for m, v in self.uni.items()})
         return out
 
 
-def g2d_loss(fused: torch.Tensor, student_features: Mapping[str, torch.Tensor], target: torch.Tensor,
-             teacher_features: Mapping[str, torch.Tensor], teacher_logits: Mapping[str, torch.Tensor],
-             task: str, alpha: float, beta: float, temperature: float) -> LossParts:
+def g2d_loss(
+    fused: torch.Tensor,
+    student_features: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    teacher_features: Mapping[str, torch.Tensor],
+    teacher_logits: Mapping[str, torch.Tensor],
+    task: str,
+    alpha: float,
+    beta: float,
+    temperature: float,
+) -> LossParts:
     """Eq. 4: L_task + alpha * sum_m L_feat^m + beta * sum_m L_logit^m (l_s = the fused logits)."""
     l_task = task_loss(fused, target, task)
     feat = {m: feature_loss(student_features[m], teacher_features[m]) for m in teacher_features}

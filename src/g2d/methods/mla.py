@@ -16,7 +16,8 @@ but a parameter-name check never matches, so its projection is never applied.)
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -59,25 +60,28 @@ class MLA(Method):
 
     def project_head_gradient(self, head: torch.nn.Linear, modality: str) -> float:
         """Orthogonalise the head's gradient for `modality` in place; return the fraction of its norm kept."""
-        params = [p for p in head.parameters() if p.grad is not None]
-        grad = torch.cat([p.grad.reshape(-1) for p in params])
+        grads = [(p, p.grad) for p in head.parameters() if p.grad is not None]
+        grad = torch.cat([g.reshape(-1) for _, g in grads])
         norm = float(grad.norm())
         projected = project_out(grad, [d for m, d in self.directions.items() if m != modality])
         if norm > EPS:
             self.directions[modality] = (grad / norm).detach().clone()
         offset = 0
-        for p in params:
+        for p, g in grads:
             n = p.numel()
-            p.grad.copy_(projected[offset:offset + n].view_as(p))
+            g.copy_(projected[offset : offset + n].view_as(p))
             offset += n
         return float(projected.norm()) / norm if norm > EPS else 1.0
 
-    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
-                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+    def train_step(
+        self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[dict[str, float], StudentOutput]:
         fusion = model.fusion
         if not isinstance(fusion, SharedHeadFusion):
-            raise ValueError(f"mla needs the student built with a shared head (fusion shared or shared_entropy), "
-                             f"got {type(fusion).__name__}")
+            raise ValueError(
+                f"mla needs the student built with a shared head (fusion shared or shared_entropy), "
+                f"got {type(fusion).__name__}"
+            )
         feats, logits, logs = {}, {}, {}
         for m in self.modalities:
             optimizer.zero_grad(set_to_none=True)

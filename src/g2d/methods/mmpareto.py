@@ -18,7 +18,7 @@ and multiplied by gamma. Heads and fusion take the plain gradient of L_mm + sum_
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -48,8 +48,9 @@ def rescale(grad: torch.Tensor, reference: torch.Tensor, upward_only: bool) -> t
     return grad * ratio if ratio > 1 or not upward_only else grad
 
 
-def pareto_combine(g_mm: torch.Tensor, g_uni: torch.Tensor, gamma: float, rescaling: str = "tensor",
-                   sizes: Sequence[int] | None = None) -> tuple[torch.Tensor, float, float]:
+def pareto_combine(
+    g_mm: torch.Tensor, g_uni: torch.Tensor, gamma: float, rescaling: str = "tensor", sizes: Sequence[int] | None = None
+) -> tuple[torch.Tensor, float, float]:
     """The MMPareto gradient of one encoder from its two flat gradients; also the cosine and weight on
     g_mm. `sizes` are the numels of the encoder's parameter tensors in order (None: one tensor)."""
     norms = float(g_mm.norm() * g_uni.norm())
@@ -77,7 +78,7 @@ def assign_flat(params: Sequence[torch.nn.Parameter], flat: torch.Tensor) -> Non
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
 
 
@@ -89,8 +90,9 @@ class MMPareto(Method):
     def unimodal_losses(self, out: StudentOutput, batch: Batch) -> dict[str, torch.Tensor]:
         return {m: task_loss(out.logits[m], batch.target, self.task) for m in self.modalities}
 
-    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
-                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+    def train_step(
+        self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[dict[str, float], StudentOutput]:
         out = model(batch.inputs)
         l_mm = task_loss(out.fused, batch.target, self.task)
         uni = self.unimodal_losses(out, batch)
@@ -98,13 +100,18 @@ class MMPareto(Method):
         optimizer.zero_grad(set_to_none=True)
         logs: dict[str, float] = {"loss": total.item(), "loss_task": l_mm.item()}
         logs.update({f"loss_uni_{m}": v.item() for m, v in uni.items()})
-        combined, encoder_ids = {}, set()
+        combined: dict[str, torch.Tensor] = {}
+        encoder_ids: set[int] = set()
         for m in self.modalities:
             params = model.encoder_parameters(m)
             encoder_ids.update(id(p) for p in params)
             combined[m], logs[f"mmpareto_cos_{m}"], logs[f"mmpareto_weight_{m}"] = pareto_combine(
-                flat_grad(l_mm, params), flat_grad(uni[m], params), self.options.gamma, self.options.rescale,
-                [p.numel() for p in params])
+                flat_grad(l_mm, params),
+                flat_grad(uni[m], params),
+                self.options.gamma,
+                self.options.rescale,
+                [p.numel() for p in params],
+            )
         rest = [p for p in model.parameters() if id(p) not in encoder_ids and p.requires_grad]
         for p, g in zip(rest, torch.autograd.grad(total, rest, allow_unused=True)):
             p.grad = g

@@ -2,8 +2,8 @@
 Hu, "Balanced multimodal learning via on-the-fly gradient modulation", CVPR 2022).
 
 Per batch, modality m's score is s_m = sum over samples of softmax(unimodal logits of m)[y] (for
-regression, the per-sample confidence 1 / (1 + squared error), as for G2D's regression confidence, stands in for the class
-probability). With two modalities the ratio is r_m = s_m / s_other; for k > 2 we compare each
+regression, the per-sample confidence 1 / (1 + squared error), as in G2D's regression confidence,
+stands in for the class probability). With two modalities the ratio is r_m = s_m / s_other; for k > 2 we compare each
 modality with the mean of the others, r_m = s_m / mean_{j != m} s_j, which is the two-modality rule
 when k = 2. A modality with r_m > 1 is dominant and its encoder's gradients are multiplied by
 k_m = 1 - tanh(alpha * r_m); every other modality keeps k_m = 1. Modulation applies during epochs
@@ -17,7 +17,8 @@ The noise comes from a generator owned by the method, whose state is saved for e
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -30,7 +31,7 @@ from g2d.types import Batch
 
 def ogm_scores(logits: Mapping[str, torch.Tensor], target: torch.Tensor, task: str) -> dict[str, float]:
     """s_m: the summed probability (or regression confidence) of the true target under each modality."""
-    return {m: float(sample_confidence(l.detach(), target, task).sum()) for m, l in logits.items()}
+    return {m: float(sample_confidence(lg.detach(), target, task).sum()) for m, lg in logits.items()}
 
 
 def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> dict[str, float]:
@@ -42,8 +43,9 @@ def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> dict[str, flo
     return out
 
 
-def modulate_with_noise(params: list[torch.nn.Parameter], coefficient: float, noise: bool,
-                        generator: torch.Generator | None) -> None:
+def modulate_with_noise(
+    params: list[torch.nn.Parameter], coefficient: float, noise: bool, generator: torch.Generator | None
+) -> None:
     """grad <- k * grad (+ N(0, std(grad)) with GE), in place, per parameter tensor."""
     for p in params:
         if p.grad is None:
@@ -51,8 +53,7 @@ def modulate_with_noise(params: list[torch.nn.Parameter], coefficient: float, no
         std = float(p.grad.std()) if p.grad.numel() > 1 else 0.0
         p.grad.mul_(coefficient)
         if noise and std > 0:
-            p.grad.add_(torch.randn(p.grad.shape, generator=generator, device=p.grad.device,
-                                    dtype=p.grad.dtype) * std)
+            p.grad.add_(torch.randn(p.grad.shape, generator=generator, device=p.grad.device, dtype=p.grad.dtype) * std)
 
 
 class OGMGE(Method):

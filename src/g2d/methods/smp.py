@@ -24,7 +24,8 @@ Suppression of the others (the paper leaves it open; docs/method.md):
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -66,8 +67,9 @@ def rank_modalities(rho: Mapping[str, float], previous: Sequence[str]) -> list[s
     return sorted(rho, key=lambda m: (rho[m], order.get(m, len(order))))
 
 
-def kappa(epoch: int, taus: Sequence[int], ranking: Sequence[str], rho: Mapping[str, float],
-          suppression: str) -> dict[str, float]:
+def kappa(
+    epoch: int, taus: Sequence[int], ranking: Sequence[str], rho: Mapping[str, float], suppression: str
+) -> dict[str, float]:
     """Modulation coefficient per modality (Eq. 7, or its partial OGM-style variant)."""
     chosen = prioritized(epoch, taus, ranking)
     if suppression in ("zero_grad", "freeze"):
@@ -108,8 +110,9 @@ def restore_buffers(module: torch.nn.Module, saved: Sequence[torch.Tensor]) -> N
         buffer.copy_(value)
 
 
-def gate_gradients(groups: Mapping[str, Iterable[torch.nn.Parameter]], coefficients: Mapping[str, float],
-                   mode: str = "zero_grad") -> None:
+def gate_gradients(
+    groups: Mapping[str, Iterable[torch.nn.Parameter]], coefficients: Mapping[str, float], mode: str = "zero_grad"
+) -> None:
     """Multiply each modality's encoder gradients by its coefficient (SMP's kappa, AGM's), in place,
     before the optimizer step; under `freeze` a coefficient of 0 removes the gradients instead."""
     for modality, params in groups.items():
@@ -155,8 +158,11 @@ class SMPGating(Method):
         if self.smp.ranking == "batch":
             self.ranking = rank_modalities(rho, self.ranking)
         self.coefficients = kappa(epoch, self.taus, self.ranking, rho, self.smp.suppression)
-        gate_gradients({m: gated_parameters(model.encoder_parameters(m), self.smp.gate) for m in self.modalities},
-                       self.coefficients, self.smp.suppression)
+        gate_gradients(
+            {m: gated_parameters(model.encoder_parameters(m), self.smp.gate) for m in self.modalities},
+            self.coefficients,
+            self.smp.suppression,
+        )
         logs = {"smp_phase": float(phase_of_epoch(epoch, self.taus) + 1)}
         logs.update({f"kappa_{m}": self.coefficients[m] for m in self.modalities})
         chosen = prioritized(epoch, self.taus, self.ranking)
@@ -169,11 +175,15 @@ class SMPGating(Method):
     def freezes_encoders(self, epoch: int) -> bool:
         """Whether this step may freeze whole encoders: `freeze` with every parameter gated, before the
         joint phase."""
-        return (self.smp.suppression == "freeze" and self.smp.gate == "all"
-                and phase_of_epoch(epoch, self.taus) < len(self.taus) - 1)
+        return (
+            self.smp.suppression == "freeze"
+            and self.smp.gate == "all"
+            and phase_of_epoch(epoch, self.taus) < len(self.taus) - 1
+        )
 
-    def train_step(self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer,
-                   epoch: int) -> tuple[dict[str, float], StudentOutput]:
+    def train_step(
+        self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[dict[str, float], StudentOutput]:
         """The method's step; under `freeze`, a frozen encoder's buffers are restored afterwards, since the
         train-mode forward pass updates BatchNorm statistics whatever the gradient (the pass itself is
         unchanged, so the prioritised encoders see the same batch statistics)."""

@@ -9,8 +9,9 @@ loaded by `build_fusion` / `build_encoder`. Add a fusion by writing its module (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from g2d.models.options import FiLMParams, GatedParams
 from g2d.registry import Entry, lookup, option_sections, section_name

@@ -44,8 +44,12 @@ class SmallCNN(nn.Module):
         chans = [in_channels, width, width * 2, width * 4, width * 4]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.GroupNorm(4, c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.GroupNorm(4, c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
         self.body = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.out_dim = chans[-1]

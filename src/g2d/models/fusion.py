@@ -33,7 +33,8 @@ a fusion with knobs declares `Options`, the dataclass of its params.yaml section
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -85,13 +86,16 @@ class SharedHeadFusion(nn.Module):
         super().__init__()
         name = "shared" if weighting == "fixed" else f"shared_{weighting}"
         if len(set(dims)) != 1:
-            raise ValueError(f"fusion {name} applies one head to every modality and needs equal feature "
-                             f"sizes, got {list(dims)}")
+            raise ValueError(
+                f"fusion {name} applies one head to every modality and needs equal feature sizes, got {list(dims)}"
+            )
         if weighting not in ("fixed", "entropy"):
             raise ValueError(f"unknown weighting {weighting!r} of fusion shared; choose fixed or entropy")
         if weighting == "entropy" and num_outputs < 2:
-            raise ValueError(f"fusion {name} weights modalities by the entropy of class probabilities and "
-                             f"needs >= 2 outputs, got {num_outputs}; use equal weights (mla.inference: fixed)")
+            raise ValueError(
+                f"fusion {name} weights modalities by the entropy of class probabilities and "
+                f"needs >= 2 outputs, got {num_outputs}; use equal weights (mla.inference: fixed)"
+            )
         self.weighting = weighting
         self.head = nn.Linear(dims[0], num_outputs)
 
@@ -124,8 +128,9 @@ class MixingFusion(nn.Module):
         raise NotImplementedError
 
     def forward(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        per_mod = [self.combine([f if j == m else torch.zeros_like(f) for j, f in enumerate(feats)])
-                   for m in range(len(feats))]
+        per_mod = [
+            self.combine([f if j == m else torch.zeros_like(f) for j, f in enumerate(feats)]) for m in range(len(feats))
+        ]
         return self.combine(feats), per_mod
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -23,8 +24,10 @@ class StudentOutput:
 
 INITS = ("reference", "torch")
 
+M = TypeVar("M", bound=nn.Module)
 
-def initialise(model: nn.Module, scheme: str) -> nn.Module:
+
+def initialise(model: M, scheme: str) -> M:
     """Set a new model's weights by `scheme` (params.yaml `init`), in place; returns the model.
 
     `reference`: the reference code's initialisation (applied to its teachers and students alike):
@@ -67,9 +70,15 @@ class UnimodalModel(nn.Module):
 class MultimodalStudent(nn.Module):
     """One encoder per modality, a fusion module; exposes features, per-modality and fused logits."""
 
-    def __init__(self, modalities: Sequence[str], encoder_names: Mapping[str, str],
-                 input_shapes: Mapping[str, tuple[int, ...]], fusion: str, num_outputs: int,
-                 fusion_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        encoder_names: Mapping[str, str],
+        input_shapes: Mapping[str, tuple[int, ...]],
+        fusion: str,
+        num_outputs: int,
+        fusion_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         if len(modalities) < 2:
             raise ValueError(f"a multimodal student needs at least 2 modalities, got {list(modalities)}")
@@ -85,8 +94,9 @@ class MultimodalStudent(nn.Module):
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> StudentOutput:
         feats = [self.encoders[m](inputs[m]) for m in self.modalities]
         fused, per_mod = self.fusion(feats)
-        return StudentOutput(features=dict(zip(self.modalities, feats)),
-                             logits=dict(zip(self.modalities, per_mod)), fused=fused)
+        return StudentOutput(
+            features=dict(zip(self.modalities, feats)), logits=dict(zip(self.modalities, per_mod)), fused=fused
+        )
 
     def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
         """The parameters of `modality`'s encoder: what SMP, OGM-GE and AGM modulate (heads and fusion always train)."""

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from g2d.config.params import Params
+from g2d.io.atomic import write_json
 from g2d.io.dataset_file import read_meta
 from g2d.io.score_cache import read_scores
-from g2d.io.atomic import write_json
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors, open_splits
@@ -50,21 +50,30 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
     state = checkpoint.load(student_path, device)
     model = build_student(state, device)
     norm = Normalizer.from_dict(state["normalizer"])
-    data = {split: SplitTensors(s, norm, device, workers=params.data.workers)
-            for split, s in open_splits(params.data, data_path, ("train", "val", "test")).items()}
+    data = {
+        split: SplitTensors(s, norm, device, workers=params.data.workers)
+        for split, s in open_splits(params.data, data_path, ("train", "val", "test")).items()
+    }
     preds = {split: predict_student(model, d, params.eval_batch_size) for split, d in data.items()}
     test, pred = data["test"], preds["test"]
     labels = test.split.labels
     target = test.target.cpu()
     teacher_test = read_scores(scores_path, "test")
     teacher_train = read_scores(scores_path, "train")
-    teacher_rho = {m: cached_confidence(teacher_train[m].confidence, teacher_train[m].sq_error, meta.task)
-                   for m in meta.modalities}
+    teacher_rho = {
+        m: cached_confidence(teacher_train[m].confidence, teacher_train[m].sq_error, meta.task) for m in meta.modalities
+    }
     least_confident = min(meta.modalities, key=lambda m: teacher_rho[m])
     result: dict = {
-        "method": state["method"], "seed": state["seed"], "best_epoch": state["best_epoch"],
-        "least_confident_teacher": least_confident, "test": {"fused": task_summary(meta.task, pred.fused, labels, norm)},
-        "teacher": {}, "confidence_ratio": {}, "feature_alignment": {}, "probe": {},
+        "method": state["method"],
+        "seed": state["seed"],
+        "best_epoch": state["best_epoch"],
+        "least_confident_teacher": least_confident,
+        "test": {"fused": task_summary(meta.task, pred.fused, labels, norm)},
+        "teacher": {},
+        "confidence_ratio": {},
+        "feature_alignment": {},
+        "probe": {},
     }
     targets = {split: d.target.cpu().numpy() for split, d in data.items()}
     for m in meta.modalities:
@@ -74,8 +83,15 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
         teacher_rho_test = cached_confidence(teacher_test[m].confidence, teacher_test[m].sq_error, meta.task)
         result["confidence_ratio"][m] = student_rho / teacher_rho_test if teacher_rho_test > 0 else 0.0
         result["feature_alignment"][m] = cosine_alignment(pred.features[m], teacher_test[m].features)
-        probe = fit_probe(preds["train"].features[m], targets["train"], preds["val"].features[m], targets["val"],
-                          meta.task, meta.num_outputs, seed=state["seed"])
+        probe = fit_probe(
+            preds["train"].features[m],
+            targets["train"],
+            preds["val"].features[m],
+            targets["val"],
+            meta.task,
+            meta.num_outputs,
+            seed=state["seed"],
+        )
         result["probe"][m] = task_summary(meta.task, probe.logits(pred.features[m]), labels, norm)
     write_json(out_path, result)
     return result

@@ -10,8 +10,9 @@ OGM-GE's or AGM's). Each ablation in params gets a table (paper Tables 4-7) and 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from g2d import pipeline
 from g2d.config.params import Params
@@ -28,8 +29,10 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
 
 def _read(path: Path) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; the report needs every run named by datasets x seeds x methods "
-                                "in params.yaml: run the whole pipeline (snakemake or dvc repro)")
+        raise FileNotFoundError(
+            f"{path}: missing; the report needs every run named by datasets x seeds x methods "
+            "in params.yaml: run the whole pipeline (snakemake or dvc repro)"
+        )
     return read_json(path)
 
 
@@ -39,8 +42,10 @@ def _fmt(stat: dict[str, Any], scale: float) -> str:
 
 def aggregate(runs: Sequence[dict[str, Any]], modalities: Sequence[str], metric_names: Sequence[str]) -> dict[str, Any]:
     """One run's evaluate output over seeds: each output's metrics, confidence ratio, alignment, best epoch."""
-    entry: dict[str, Any] = {output: {k: mean_std([r["test"][output][k] for r in runs]) for k in metric_names}
-                             for output in ["fused", *modalities]}
+    entry: dict[str, Any] = {
+        output: {k: mean_std([r["test"][output][k] for r in runs]) for k in metric_names}
+        for output in ["fused", *modalities]
+    }
     entry["probe"] = {m: {k: mean_std([r["probe"][m][k] for r in runs]) for k in metric_names} for m in modalities}
     for key in ("confidence_ratio", "feature_alignment"):
         entry[key] = {m: mean_std([r[key][m] for r in runs]) for m in modalities}
@@ -54,8 +59,9 @@ def best_record(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in history if r["epoch"] == best)
 
 
-def branch_ratios(joint_log: Sequence[dict[str, Any]], teacher_logs: dict[str, Sequence[dict[str, Any]]],
-                  classification: bool) -> dict[str, float]:
+def branch_ratios(
+    joint_log: Sequence[dict[str, Any]], teacher_logs: dict[str, Sequence[dict[str, Any]]], classification: bool
+) -> dict[str, float]:
     """Per modality, joint's branch against its teacher on validation, each at its chosen checkpoint:
     accuracy over the teacher's accuracy, or (regression) the teacher's MSE over the branch's. Below 1:
     joint training left that modality's branch behind its teacher; the lowest is the starved one."""
@@ -70,15 +76,19 @@ def branch_ratios(joint_log: Sequence[dict[str, Any]], teacher_logs: dict[str, S
     return out
 
 
-def weak_modality(params: Params, root: Path, dataset: str, modalities: Sequence[str], classification: bool,
-                  least_confident: str) -> dict[str, Any]:
+def weak_modality(
+    params: Params, root: Path, dataset: str, modalities: Sequence[str], classification: bool, least_confident: str
+) -> dict[str, Any]:
     """The modality the report's Figure-6 ratio is about: the one joint training starves (lowest ratio of
     joint's validation branch score to its teacher's, mean over seeds), or, when `joint` is not run, the
     one whose teacher is least confident on train (SMP's ranking). Validation only: never the test split."""
     if "joint" not in params.methods:
-        return {"modality": least_confident, "ratios": None,
-                "rule": "least confident teacher on the train split (joint is not among the methods, so the "
-                        "modality joint training starves is unknown)"}
+        return {
+            "modality": least_confident,
+            "ratios": None,
+            "rule": "least confident teacher on the train split (joint is not among the methods, so the "
+            "modality joint training starves is unknown)",
+        }
     ratios: dict[str, list[float]] = {m: [] for m in modalities}
     for seed in params.seeds:
         teachers_dir = root / pipeline.fill(pipeline.TEACHERS, dataset=dataset, seed=seed)
@@ -90,9 +100,12 @@ def weak_modality(params: Params, root: Path, dataset: str, modalities: Sequence
     weak = min(modalities, key=lambda m: stats[m]["mean"])
     metric = "accuracy" if classification else "MSE"
     shown = ", ".join(f"{m} {stats[m]['mean']:.2f}" for m in modalities)
-    return {"modality": weak, "ratios": stats,
-            "rule": f"the modality joint training starves: lowest ratio of joint's validation {metric} on that "
-                    f"modality's branch to its teacher's ({shown})"}
+    return {
+        "modality": weak,
+        "ratios": stats,
+        "rule": f"the modality joint training starves: lowest ratio of joint's validation {metric} on that "
+        f"modality's branch to its teacher's ({shown})",
+    }
 
 
 def smp_priority(history: Sequence[dict[str, Any]], modalities: Sequence[str]) -> dict[int, dict[str, float]] | None:
@@ -110,27 +123,43 @@ def smp_priority(history: Sequence[dict[str, Any]], modalities: Sequence[str]) -
 
 def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
     """Per-seed metrics of teachers, students and ablation runs of one dataset, aggregated over seeds."""
-    runs = {s: {m: _read(root / pipeline.fill(pipeline.EVAL, dataset=dataset, seed=s, method=m))
-                for m in params.methods} for s in params.seeds}
+    runs = {
+        s: {m: _read(root / pipeline.fill(pipeline.EVAL, dataset=dataset, seed=s, method=m)) for m in params.methods}
+        for s in params.seeds
+    }
     first = runs[params.seeds[0]][params.methods[0]]
     modalities = [k for k in first["test"] if k != "fused"]
     metric_names = list(first["test"]["fused"])
-    weak = weak_modality(params, root, dataset, modalities, "accuracy" in metric_names,
-                         first["least_confident_teacher"])
-    out: dict[str, Any] = {"modalities": modalities, "metrics": metric_names, "weak_modality": weak["modality"],
-                           "weak_modality_rule": weak["rule"], "joint_branch_ratio": weak["ratios"],
-                           "teachers": {}, "methods": {}, "ablations": {}}
+    weak = weak_modality(
+        params, root, dataset, modalities, "accuracy" in metric_names, first["least_confident_teacher"]
+    )
+    out: dict[str, Any] = {
+        "modalities": modalities,
+        "metrics": metric_names,
+        "weak_modality": weak["modality"],
+        "weak_modality_rule": weak["rule"],
+        "joint_branch_ratio": weak["ratios"],
+        "teachers": {},
+        "methods": {},
+        "ablations": {},
+    }
     for m in modalities:
-        out["teachers"][m] = {k: mean_std([runs[s][params.methods[0]]["teacher"][m][k] for s in params.seeds])
-                              for k in metric_names}
+        out["teachers"][m] = {
+            k: mean_std([runs[s][params.methods[0]]["teacher"][m][k] for s in params.seeds]) for k in metric_names
+        }
     for method in params.methods:
         out["methods"][method] = aggregate([runs[s][method] for s in params.seeds], modalities, metric_names)
-        per_seed = [smp_priority(_read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=s,
-                                                            method=method)), modalities) for s in params.seeds]
-        if per_seed[0] is not None:
+        per_seed = [
+            smp_priority(
+                _read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=s, method=method)), modalities
+            )
+            for s in params.seeds
+        ]
+        shares = [p for p in per_seed if p is not None]
+        if shares:
             out["methods"][method]["smp_priority"] = {
-                str(phase): {m: mean_std([p[phase][m] for p in per_seed]) for m in modalities}
-                for phase in per_seed[0]}
+                str(phase): {m: mean_std([p[phase][m] for p in shares]) for m in modalities} for phase in shares[0]
+            }
     variant_eval = pipeline.in_variant(pipeline.EVAL)
     for name, ablation in params.ablations.items():
         variants: dict[str, Any] = {}
@@ -139,11 +168,21 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
             label = values if len(overrides) == 1 else f"({values})"
             per_method = {}
             for method in ablation.methods:
-                evals = [_read(root / pipeline.fill(variant_eval, dataset=dataset, seed=s, ablation=name,
-                                                    variant=variant, method=method)) for s in params.seeds]
+                evals = [
+                    _read(
+                        root
+                        / pipeline.fill(
+                            variant_eval, dataset=dataset, seed=s, ablation=name, variant=variant, method=method
+                        )
+                    )
+                    for s in params.seeds
+                ]
                 per_method[method] = aggregate(evals, modalities, metric_names)
-            variants[variant] = {"overrides": overrides, "label": f"{variant}: {label}" if ablation.names else label,
-                                 "methods": per_method}
+            variants[variant] = {
+                "overrides": overrides,
+                "label": f"{variant}: {label}" if ablation.names else label,
+                "methods": per_method,
+            }
         out["ablations"][name] = {"over": list(ablation.keys), "variants": variants}
     return out
 
@@ -158,7 +197,7 @@ def ablation_table(summary: dict[str, Any], name: str, metric: str, scale: float
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     methods = list(next(iter(ablation["variants"].values()))["methods"])
     for method in methods:
-        for variant, v in ablation["variants"].items():
+        for v in ablation["variants"].values():
             cells = [_fmt(v["methods"][method][o][metric], scale) for o in ["fused", *mods]]
             lines.append("| " + " | ".join([method, v["label"], *cells]) + " |")
     return "\n".join(lines)
@@ -199,21 +238,33 @@ def priority_table(summary: dict[str, Any], taus: Sequence[int]) -> list[str]:
     for method, e in summary["methods"].items():
         for phase, shares in e.get("smp_priority", {}).items():
             j = int(phase)
-            first, last = sum(taus[:j - 1]) + 1, sum(taus[:j])
+            first, last = sum(taus[: j - 1]) + 1, sum(taus[:j])
             kind = "all jointly" if j == len(taus) else f"rank-{j} modality alone"
-            rows.append(f"| {method} | {j} ({kind}), epochs {first}-{last} | "
-                        + " | ".join(_fmt(shares[m], 100) for m in mods) + " |")
+            rows.append(
+                f"| {method} | {j} ({kind}), epochs {first}-{last} | "
+                + " | ".join(_fmt(shares[m], 100) for m in mods)
+                + " |"
+            )
     if not rows:
         return []
-    return ["### SMP: share of training batches that prioritised each modality (%)", "",
-            "| method | phase | " + " | ".join(mods) + " |", "|---|---|" + "---|" * len(mods), *rows, ""]
+    return [
+        "### SMP: share of training batches that prioritised each modality (%)",
+        "",
+        "| method | phase | " + " | ".join(mods) + " |",
+        "|---|---|" + "---|" * len(mods),
+        *rows,
+        "",
+    ]
 
 
-def run(params: Params, root: Path, report_path: Path, summary_path: Path, figures_dir: Path,
-        curves_dir: Path) -> None:
-    sections = ["# g2d report", "",
-                f"Seeds: {', '.join(map(str, params.seeds))}. Every figure is the test split, with the checkpoint "
-                "chosen on validation; mean ± std over seeds.", ""]
+def run(params: Params, root: Path, report_path: Path, summary_path: Path, figures_dir: Path, curves_dir: Path) -> None:
+    sections = [
+        "# g2d report",
+        "",
+        f"Seeds: {', '.join(map(str, params.seeds))}. Every figure is the test split, with the checkpoint "
+        "chosen on validation; mean ± std over seeds.",
+        "",
+    ]
     summary: dict[str, Any] = {}
     with atomic_dir(figures_dir) as fig_tmp, atomic_dir(curves_dir) as curve_tmp:
         for dataset in params.datasets:
@@ -223,43 +274,68 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
             unit = " (%)" if scale == 100.0 else ""
             k = len(s["modalities"])
             taus = params.taus(k)
-            sections += [f"## {dataset}", "", f"Modalities: {', '.join(s['modalities'])}; SMP schedule tau = "
-                         f"{tuple(taus)}; weak modality: **{s['weak_modality']}**, chosen as "
-                         f"{s['weak_modality_rule']}.", ""]
+            sections += [
+                f"## {dataset}",
+                "",
+                f"Modalities: {', '.join(s['modalities'])}; SMP schedule tau = "
+                f"{tuple(taus)}; weak modality: **{s['weak_modality']}**, chosen as "
+                f"{s['weak_modality_rule']}.",
+                "",
+            ]
             for metric in s["metrics"]:
-                sections += [f"### Test {metric}{unit if metric in ('accuracy', 'macro_f1') else ''}", "",
-                             table(s, metric, scale if metric in ("accuracy", "macro_f1") else 1.0), ""]
-            sections += ["Per-modality rows are each branch's own output (the paper's Audio/Video rows). Under late "
-                         "fusion the training loss does not fix how the branches' heads share class offsets, so a "
-                         "branch's output can be wrong where the fused one is right; the *linear probe* rows fit a "
-                         "linear classifier on the train split's features of that encoder (L2 weight chosen on "
-                         "validation) and measure the encoder alone.", ""]
+                sections += [
+                    f"### Test {metric}{unit if metric in ('accuracy', 'macro_f1') else ''}",
+                    "",
+                    table(s, metric, scale if metric in ("accuracy", "macro_f1") else 1.0),
+                    "",
+                ]
+            sections += [
+                "Per-modality rows are each branch's own output (the paper's Audio/Video rows). Under late "
+                "fusion the training loss does not fix how the branches' heads share class offsets, so a "
+                "branch's output can be wrong where the fused one is right; the *linear probe* rows fit a "
+                "linear classifier on the train split's features of that encoder (L2 weight chosen on "
+                "validation) and measure the encoder alone.",
+                "",
+            ]
             weak = s["weak_modality"]
-            sections += ["### Modality imbalance", "",
-                         f"| method | confidence ratio of {weak}, the weak modality (Fig. 6) | "
-                         + " | ".join(f"feature alignment {m} (Fig. 5)" for m in s["modalities"]) + " |",
-                         "|---|---|" + "---|" * k]
+            sections += [
+                "### Modality imbalance",
+                "",
+                f"| method | confidence ratio of {weak}, the weak modality (Fig. 6) | "
+                + " | ".join(f"feature alignment {m} (Fig. 5)" for m in s["modalities"])
+                + " |",
+                "|---|---|" + "---|" * k,
+            ]
             for method, e in s["methods"].items():
-                sections.append(f"| {method} | {_fmt(e['confidence_ratio'][weak], 1)} | "
-                                + " | ".join(_fmt(e["feature_alignment"][m], 1) for m in s["modalities"]) + " |")
+                sections.append(
+                    f"| {method} | {_fmt(e['confidence_ratio'][weak], 1)} | "
+                    + " | ".join(_fmt(e["feature_alignment"][m], 1) for m in s["modalities"])
+                    + " |"
+                )
             sections.append("")
             sections += priority_table(s, taus)
             main_metric = s["metrics"][0]
             main_scale = scale if main_metric in ("accuracy", "macro_f1") else 1.0
             for name in s["ablations"]:
-                sections += [f"### Ablation {name}: test {main_metric}{unit if main_scale != 1.0 else ''}", "",
-                             ablation_table(s, name, main_metric, main_scale), ""]
-            bars = {f"T^{m}": {m: (t[main_metric]["mean"], t[main_metric]["std"])}
-                    for m, t in s["teachers"].items()}
+                sections += [
+                    f"### Ablation {name}: test {main_metric}{unit if main_scale != 1.0 else ''}",
+                    "",
+                    ablation_table(s, name, main_metric, main_scale),
+                    "",
+                ]
+            bars = {f"T^{m}": {m: (t[main_metric]["mean"], t[main_metric]["std"])} for m, t in s["teachers"].items()}
             for method, e in s["methods"].items():
-                bars[method] = {o: (e[o][main_metric]["mean"], e[o][main_metric]["std"])
-                                for o in ["fused", *s["modalities"]]}
+                bars[method] = {
+                    o: (e[o][main_metric]["mean"], e[o][main_metric]["std"]) for o in ["fused", *s["modalities"]]
+                }
             bar_png = f"{dataset}_test_{main_metric}.png"
             plot_test_bars(bars, fig_tmp / bar_png, f"{dataset}: test {main_metric}", main_metric)
             sections += [f"![test {main_metric}](figures/{bar_png})", ""]
             seed = params.seeds[0]
-            teacher_logs = {m: _read(root / pipeline.fill(pipeline.TEACHERS, dataset=dataset, seed=seed)
-                                     / f"{m}.log.json") for m in s["modalities"]}
+            teacher_logs = {
+                m: _read(root / pipeline.fill(pipeline.TEACHERS, dataset=dataset, seed=seed) / f"{m}.log.json")
+                for m in s["modalities"]
+            }
             conf_png = f"{dataset}_teacher_confidence.png"
             plot_teacher_confidence(teacher_logs, fig_tmp / conf_png, f"{dataset}: teacher confidence (seed {seed})")
             sections += [f"![teacher confidence](figures/{conf_png})", ""]
@@ -267,15 +343,21 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
             for method in params.methods:
                 history = _read(root / pipeline.fill(pipeline.STUDENT_LOG, dataset=dataset, seed=seed, method=method))
                 png = f"{dataset}_{method}_curves.png"
-                plot_training_curves(history, s["modalities"], taus, fig_tmp / png,
-                                     f"{dataset} / {method} (seed {seed})", metric)
+                plot_training_curves(
+                    history, s["modalities"], taus, fig_tmp / png, f"{dataset} / {method} (seed {seed})", metric
+                )
                 sections += [f"![{method} curves](figures/{png})", ""]
                 for output in ["fused", *s["modalities"]]:
                     suffix = "" if output == "fused" else f"_{output}"
-                    records = [{"epoch": r["epoch"], "train": r[f"train_{metric}{suffix}"],
-                                "val": r[f"val_{metric}{suffix}"],
-                                "coeff": coefficient(r, output)}
-                               for r in history]
+                    records = [
+                        {
+                            "epoch": r["epoch"],
+                            "train": r[f"train_{metric}{suffix}"],
+                            "val": r[f"val_{metric}{suffix}"],
+                            "coeff": coefficient(r, output),
+                        }
+                        for r in history
+                    ]
                     write_json(curve_tmp / dataset / method / f"{output}_{metric}.json", records)
     write_json(summary_path, summary)
     write_text(report_path, "\n".join(sections) + "\n")

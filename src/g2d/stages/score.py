@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -37,9 +37,18 @@ from g2d.training.teacher import load_teachers
 Scored = tuple[dict[str, TeacherScores], dict[str, dict]]
 
 
-def run(params: Params, data_path: Path, teachers_dir: Path, out_path: Path, metrics_path: Path,
-        plot_path: Path, augment: AugmentParams = AugmentParams(), seed: int = 0) -> None:
+def run(
+    params: Params,
+    data_path: Path,
+    teachers_dir: Path,
+    out_path: Path,
+    metrics_path: Path,
+    plot_path: Path,
+    augment: AugmentParams | None = None,
+    seed: int = 0,
+) -> None:
     """Score every split; with `augment.kind: views`, also the bank of views drawn from `seed`."""
+    augment = augment or AugmentParams()
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device)
@@ -54,13 +63,22 @@ def run(params: Params, data_path: Path, teachers_dir: Path, out_path: Path, met
     bank = None
     if augment.kind == "views":
         train = splits["train"]
-        bank = draw_bank(augment, frame_sizes(augment, {m: train.sample_shape(m) for m in augment.modalities or ()}),
-                         len(train), seed)
+        bank = draw_bank(
+            augment,
+            frame_sizes(augment, {m: train.sample_shape(m) for m in augment.modalities or ()}),
+            len(train),
+            seed,
+        )
         scores[TRAIN_VIEWS], metrics[TRAIN_VIEWS] = score_views(
-            {m: teachers[m] for m in bank.modalities}, train, bank, norm, device, meta.task, params)
-    write_scores(out_path, scores, {"dataset": meta.dataset, "modalities": list(meta.modalities),
-                                    "teachers_dir": str(teachers_dir)},
-                 bank, {"augment": dataclasses.asdict(augment), "seed": seed})
+            {m: teachers[m] for m in bank.modalities}, train, bank, norm, device, meta.task, params
+        )
+    write_scores(
+        out_path,
+        scores,
+        {"dataset": meta.dataset, "modalities": list(meta.modalities), "teachers_dir": str(teachers_dir)},
+        bank,
+        {"augment": dataclasses.asdict(augment), "seed": seed},
+    )
     write_json(metrics_path, metrics)
     logs = {m: read_json(teachers_dir / f"{m}.log.json") for m in meta.modalities}
     plot_teacher_confidence(logs, plot_path, title=f"{meta.dataset}: teacher confidence during training")
@@ -79,18 +97,37 @@ def score_split(teachers: Mapping[str, UnimodalModel], data: SplitTensors, task:
     return scores, metrics
 
 
-def score_views(teachers: Mapping[str, UnimodalModel], train: SplitReader, bank: ViewBank,
-                norm: Normalizer, device: torch.device, task: str, params: Params) -> Scored:
+def score_views(
+    teachers: Mapping[str, UnimodalModel],
+    train: SplitReader,
+    bank: ViewBank,
+    norm: Normalizer,
+    device: torch.device,
+    task: str,
+    params: Params,
+) -> Scored:
     """The teachers' outputs on every view of the bank, stacked (K, N, ...); metrics over all K x N."""
     per_view = []
     for view in tqdm(range(bank.views), desc="score: bank views", unit="view", file=sys.stderr):
         data = SplitTensors(train, norm, device, workers=params.data.workers, augment=FixedView(bank, view))
         per_view.append(score_split(teachers, data, task, params.eval_batch_size)[0])
-    stacked = {m: TeacherScores(**{f.name: None if getattr(per_view[0][m], f.name) is None
-                                   else np.stack([getattr(s[m], f.name) for s in per_view])
-                                   for f in dataclasses.fields(TeacherScores)})
-               for m in teachers}
+    stacked = {
+        m: TeacherScores(
+            **{  # type: ignore[arg-type]  # optional fields stay None
+                f.name: None
+                if getattr(per_view[0][m], f.name) is None
+                else np.stack([getattr(s[m], f.name) for s in per_view])
+                for f in dataclasses.fields(TeacherScores)
+            }
+        )
+        for m in teachers
+    }
     labels = np.tile(train.labels, bank.views)
-    metrics = {m: {**task_summary(task, s.logits.reshape(-1, s.logits.shape[-1]), labels, norm),
-                   "confidence": float(np.mean(s.confidence))} for m, s in stacked.items()}
+    metrics = {
+        m: {
+            **task_summary(task, s.logits.reshape(-1, s.logits.shape[-1]), labels, norm),
+            "confidence": float(np.mean(s.confidence)),
+        }
+        for m, s in stacked.items()
+    }
     return stacked, metrics

@@ -34,13 +34,27 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
     if augment.active:
         extra["augment"] = asdict(augment)
     fusion_knobs = {name: asdict(params.section(name)) for name in fusion_sections()}
-    return {"method": method, **extra, "taus": params.taus(k), "alpha": params.alpha, "beta": params.beta,
-            "temperature": params.temperature, "fusion": params.fusion, **fusion_knobs,
-            "optimizer": params.optimizer, "init": params.init,
-            "lr": params.lr, "momentum": params.momentum, "weight_decay": params.weight_decay,
-            "scheduler": asdict(params.scheduler), "batch_size": params.batch_size, "smp": asdict(params.smp),
-            "teacher_cache": params.teacher_cache, "encoders": params.datasets[dataset].encoders,
-            "device": params.device}
+    return {
+        "method": method,
+        **extra,
+        "taus": params.taus(k),
+        "alpha": params.alpha,
+        "beta": params.beta,
+        "temperature": params.temperature,
+        "fusion": params.fusion,
+        **fusion_knobs,
+        "optimizer": params.optimizer,
+        "init": params.init,
+        "lr": params.lr,
+        "momentum": params.momentum,
+        "weight_decay": params.weight_decay,
+        "scheduler": asdict(params.scheduler),
+        "batch_size": params.batch_size,
+        "smp": asdict(params.smp),
+        "teacher_cache": params.teacher_cache,
+        "encoders": params.datasets[dataset].encoders,
+        "device": params.device,
+    }
 
 
 def train_crops(params: Params, dataset: str, train: SplitReader, scores_path: Path) -> CropSource | None:
@@ -50,33 +64,67 @@ def train_crops(params: Params, dataset: str, train: SplitReader, scores_path: P
         return fresh_crops(augment, train)
     bank = read_view_bank(scores_path)
     if bank is None or bank.rows != len(train) or set(bank.modalities) != set(augment.modalities or ()):
-        raise ValueError(f"{scores_path}: its view bank does not match datasets.{dataset}.augment and the training "
-                         "split; rerun the score stage")
+        raise ValueError(
+            f"{scores_path}: its view bank does not match datasets.{dataset}.augment and the training "
+            "split; rerun the score stage"
+        )
     return BankViews(bank)
 
 
-def run(params: Params, dataset: str, method: str, seed: int, data_path: Path, scores_path: Path,
-        teachers_dir: Path, student_path: Path, log_path: Path, resume_root: Path) -> None:
+def run(
+    params: Params,
+    dataset: str,
+    method: str,
+    seed: int,
+    data_path: Path,
+    scores_path: Path,
+    teachers_dir: Path,
+    student_path: Path,
+    log_path: Path,
+    resume_root: Path,
+) -> None:
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task)
-    uses_teachers = method_entry(method).teachers
+    entry = method_entry(method)
+    uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache
     train_scores = read_scores(scores_path, "train")
     workers = params.data.workers
     crops = train_crops(params, dataset, splits["train"], scores_path)
     views = read_scores(scores_path, TRAIN_VIEWS) if cached and isinstance(crops, BankViews) else None
-    train = SplitTensors(splits["train"], norm, device, teacher=train_scores if cached else None, workers=workers,
-                         augment=crops, teacher_views=views)
+    train = SplitTensors(
+        splits["train"],
+        norm,
+        device,
+        teacher=train_scores if cached else None,
+        workers=workers,
+        augment=crops,
+        teacher_views=views,
+    )
     val = SplitTensors(splits["val"], norm, device, workers=workers)
-    teachers = load_teachers(teachers_dir, list(meta.modalities), device) if uses_teachers and not cached else None
+    online = uses_teachers and not cached
+    loaded = load_teachers(teachers_dir, list(meta.modalities), device) if online or entry.teacher_weights else None
+    teachers = loaded if online else None
     train_conf = {m: cached_confidence(s.confidence, s.sq_error, meta.task) for m, s in train_scores.items()}
     settings = {**student_settings(params, dataset, method, len(meta.modalities)), "seed": seed}
-    inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if teachers else [])
+    inputs = [data_path, scores_path] + ([teachers_dir / f"{m}.pt" for m in meta.modalities] if loaded else [])
     resume_dir = resume_root / method
-    state, result = train_student(params, meta, params.datasets[dataset].encoders, method, seed, train, val,
-                                  teachers, train_conf, resume_dir, checkpoint.fingerprint(settings, inputs))
+    state, result = train_student(
+        params,
+        meta,
+        params.datasets[dataset].encoders,
+        method,
+        seed,
+        train,
+        val,
+        teachers,
+        train_conf,
+        resume_dir,
+        checkpoint.fingerprint(settings, inputs),
+        teacher_models=loaded if entry.teacher_weights else None,
+    )
     checkpoint.save(student_path, state)
     write_json(log_path, result.history)
     finish(resume_dir)

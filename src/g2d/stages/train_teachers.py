@@ -23,10 +23,19 @@ from g2d.training.teacher import teacher_path, train_teacher
 
 def teacher_settings(params: Params, dataset: str) -> dict:
     """The params a teacher depends on (its resume fingerprint)."""
-    return {"encoders": params.datasets[dataset].encoders, "teacher": asdict(params.teacher),
-            "optimizer": params.optimizer, "init": params.init, "lr": params.lr, "momentum": params.momentum,
-            "weight_decay": params.weight_decay, "scheduler": asdict(params.scheduler),
-            "batch_size": params.batch_size, "device": params.device, **augment_settings(params, dataset)}
+    return {
+        "encoders": params.datasets[dataset].encoders,
+        "teacher": asdict(params.teacher),
+        "optimizer": params.optimizer,
+        "init": params.init,
+        "lr": params.lr,
+        "momentum": params.momentum,
+        "weight_decay": params.weight_decay,
+        "scheduler": asdict(params.scheduler),
+        "batch_size": params.batch_size,
+        "device": params.device,
+        **augment_settings(params, dataset),
+    }
 
 
 def augment_settings(params: Params, dataset: str) -> dict:
@@ -40,8 +49,13 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task)
-    train = SplitTensors(splits["train"], norm, device, workers=params.data.workers,
-                         augment=fresh_crops(params.datasets[dataset].augment, splits["train"]))
+    train = SplitTensors(
+        splits["train"],
+        norm,
+        device,
+        workers=params.data.workers,
+        augment=fresh_crops(params.datasets[dataset].augment, splits["train"]),
+    )
     val = SplitTensors(splits["val"], norm, device, workers=params.data.workers)
     encoders = params.datasets[dataset].encoders
     settings = {**teacher_settings(params, dataset), "seed": seed}
@@ -49,8 +63,7 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
     for modality in meta.modalities:
         resume_dir = resume_root / f"teacher_{modality}"
         fp = checkpoint.fingerprint({**settings, "modality": modality}, [data_path])
-        results[modality] = train_teacher(params, meta, modality, encoders[modality], seed, train, val,
-                                          resume_dir, fp)
+        results[modality] = train_teacher(params, meta, modality, encoders[modality], seed, train, val, resume_dir, fp)
     with atomic_dir(out_dir) as tmp:
         for modality, (state, result) in results.items():
             checkpoint.save(teacher_path(tmp, modality), state)

@@ -15,8 +15,9 @@ take their rows' part of it (`Crops.take`) and apply it to the stored arrays bef
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -38,10 +39,13 @@ class Crops:
     flip: Mapping[str, np.ndarray]
     view: np.ndarray | None = None
 
-    def take(self, rows: np.ndarray) -> "Crops":
+    def take(self, rows: np.ndarray) -> Crops:
         """The crops of `rows` (positions in the split), in that order."""
-        return Crops(boxes={m: b[rows] for m, b in self.boxes.items()}, flip={m: f[rows] for m, f in self.flip.items()},
-                     view=None if self.view is None else self.view[rows])
+        return Crops(
+            boxes={m: b[rows] for m, b in self.boxes.items()},
+            flip={m: f[rows] for m, f in self.flip.items()},
+            view=None if self.view is None else self.view[rows],
+        )
 
     def apply(self, modality: str, samples: np.ndarray) -> np.ndarray:
         """`samples` (the rows these crops belong to) cropped and flipped; unchanged if `modality` is not augmented."""
@@ -67,8 +71,9 @@ def frame_sizes(spec: AugmentParams, shapes: Mapping[str, Sequence[int]]) -> dic
     return {m: frame_size(shapes[m]) for m in spec.modalities or ()}
 
 
-def draw_crops(rng: np.random.Generator, spec: AugmentParams, sizes: Mapping[str, tuple[int, int]],
-               n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def draw_crops(
+    rng: np.random.Generator, spec: AugmentParams, sizes: Mapping[str, tuple[int, int]], n: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """`n` boxes and flips per modality of `sizes`, drawn in modality order from `rng`."""
     boxes, flip = {}, {}
     for m, (height, width) in sizes.items():
@@ -112,8 +117,11 @@ def draw_bank(spec: AugmentParams, sizes: Mapping[str, tuple[int, int]], rows: i
 def bank_crops(bank: ViewBank, view: np.ndarray) -> Crops:
     """Row i through view `view[i]` of the bank."""
     rows = np.arange(bank.rows)
-    return Crops(boxes={m: b[view, rows] for m, b in bank.boxes.items()},
-                 flip={m: f[view, rows] for m, f in bank.flip.items()}, view=view)
+    return Crops(
+        boxes={m: b[view, rows] for m, b in bank.boxes.items()},
+        flip={m: f[view, rows] for m, f in bank.flip.items()},
+        view=view,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,8 +56,11 @@ def resolve_loading(data: DataParams, path: str | os.PathLike[str]) -> str:
     size, available = os.path.getsize(path), mem_available()
     if available is None or size <= data.memory_fraction * available:
         return "memory"
-    print(f"{path}: {size / 2**20:.0f} MiB > {data.memory_fraction} x {available / 2**20:.0f} MiB available; "
-          "streaming it batch by batch (data.loading)", file=sys.stderr)
+    print(
+        f"{path}: {size / 2**20:.0f} MiB > {data.memory_fraction} x {available / 2**20:.0f} MiB available; "
+        "streaming it batch by batch (data.loading)",
+        file=sys.stderr,
+    )
     return "stream"
 
 
@@ -100,7 +103,7 @@ class Normalizer:
     y_max: float = 1.0
 
     @classmethod
-    def fit(cls, train: SplitReader, task: str) -> "Normalizer":
+    def fit(cls, train: SplitReader, task: str) -> Normalizer:
         mean, std = {}, {}
         for m in train.modalities:
             mean[m], spread = mean_std(train, m)
@@ -129,7 +132,7 @@ class Normalizer:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Normalizer":
+    def from_dict(cls, d: Mapping) -> Normalizer:
         return cls(**d)
 
 
@@ -165,10 +168,16 @@ class SplitTensors:
     row then gets the outputs of the view `augment` gave it.
     """
 
-    def __init__(self, split: SplitReader, norm: Normalizer, device: torch.device,
-                 teacher: Mapping[str, TeacherScores] | None = None, workers: int = 0,
-                 augment: CropSource | None = None,
-                 teacher_views: Mapping[str, TeacherScores] | None = None) -> None:
+    def __init__(
+        self,
+        split: SplitReader,
+        norm: Normalizer,
+        device: torch.device,
+        teacher: Mapping[str, TeacherScores] | None = None,
+        workers: int = 0,
+        augment: CropSource | None = None,
+        teacher_views: Mapping[str, TeacherScores] | None = None,
+    ) -> None:
         self.split = split
         self.norm = norm
         self.device = device
@@ -186,7 +195,9 @@ class SplitTensors:
             self.teacher = {m: self._cached(teacher[m], m, (len(split),)) for m in self.modalities}
         if teacher_views:
             if self.teacher is None or augment is None:
-                raise ValueError("per-view teacher outputs need the training split's cache and a view bank to pick from")
+                raise ValueError(
+                    "per-view teacher outputs need the training split's cache and a view bank to pick from"
+                )
             views = next(iter(teacher_views.values())).confidence.shape[0]
             self.teacher_views = {m: self._cached(s, m, (views, len(split))) for m, s in teacher_views.items()}
 
@@ -194,15 +205,18 @@ class SplitTensors:
     def _cached(scores: TeacherScores, modality: str, rows: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """One modality's cached teacher outputs as tensors, checked to cover `rows` (N, or K x N views)."""
         if scores.confidence.shape != rows:
-            raise ValueError(f"teacher cache for {modality} has {scores.confidence.shape} rows, "
-                             f"the split needs {rows}; rerun the score stage")
+            raise ValueError(
+                f"teacher cache for {modality} has {scores.confidence.shape} rows, "
+                f"the split needs {rows}; rerun the score stage"
+            )
         return {name: torch.from_numpy(v) for name, v in vars(scores).items() if v is not None}
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def batch(self, index: np.ndarray, inputs: Mapping[str, torch.Tensor] | None = None,
-              crops: Crops | None = None) -> Batch:
+    def batch(
+        self, index: np.ndarray, inputs: Mapping[str, torch.Tensor] | None = None, crops: Crops | None = None
+    ) -> Batch:
         """The batch of rows `index` through their `crops`, if any; `inputs` are its standardised
         inputs if already read."""
         idx = np.asarray(index)
@@ -217,8 +231,9 @@ class SplitTensors:
                 if crops is None or crops.view is None:
                     raise ValueError("per-view teacher outputs need each row's view: augment with the bank")
                 rows = (torch.from_numpy(crops.view), t_idx)
-                pick.update({m: {k: v[rows].to(self.device) for k, v in d.items()}
-                             for m, d in self.teacher_views.items()})
+                pick.update(
+                    {m: {k: v[rows].to(self.device) for k, v in d.items()} for m, d in self.teacher_views.items()}
+                )
             teacher = TeacherBatch(
                 features={m: d["features"] for m, d in pick.items()},
                 logits={m: d["logits"] for m, d in pick.items()},
@@ -233,14 +248,21 @@ class SplitTensors:
         n = len(self)
         order = np.arange(n) if shuffle_seed is None else np.random.default_rng(shuffle_seed).permutation(n)
         epoch = self.augment.crops(shuffle_seed) if self.augment is not None else None
-        requests: list[Request] = [(idx, epoch.take(idx) if epoch is not None else None)
-                                   for idx in (order[start:start + batch_size] for start in range(0, n, batch_size))]
+        requests: list[Request] = [
+            (idx, epoch.take(idx) if epoch is not None else None)
+            for idx in (order[start : start + batch_size] for start in range(0, n, batch_size))
+        ]
         if self.workers == 0:
             for idx, crops in requests:
                 yield self.batch(idx, crops=crops)
             return
         self.split.close()  # no h5py handle may cross the fork; each worker opens its own
-        loader = DataLoader(self.reader, sampler=requests, batch_size=None, num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            self.reader,
+            sampler=requests,
+            batch_size=None,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         for (idx, crops), inputs in zip(requests, loader):
             yield self.batch(idx, inputs, crops)

@@ -9,12 +9,14 @@ continues after the last finished epoch and ends with the same result as an unin
 from __future__ import annotations
 
 import copy
+import math
 import random
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
-from g2d.types import Batch
+from g2d.types import Batch, EpochBatches
 
 
 class Stateful(Protocol):
@@ -39,6 +41,11 @@ class FitResult:
 
 StepFn = Callable[[Batch, int], dict[str, float]]
 EvalFn = Callable[[], dict[str, float]]
+# Per-epoch callbacks: before an epoch's steps (given that epoch's batches, e.g. for prototypes) and after its
+# validation and model selection (given the epoch's record, e.g. to stop a modality or change its learning rate).
+# What they return is logged in the epoch's record.
+BeginEpochFn = Callable[[int, EpochBatches], dict[str, float]]
+EndEpochFn = Callable[[int, dict[str, Any]], dict[str, float]]
 
 
 def seed_everything(seed: int) -> None:
@@ -57,11 +64,28 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, train: SplitTensors,
-        step: StepFn, evaluate: EvalFn, epochs: int, batch_size: int, seed: int, select_key: str,
-        select_mode: str, resume_dir: Path, fingerprint: str, desc: str,
-        method_state: Stateful | None = None) -> FitResult:
-    """Train for `epochs`, keeping the state with the best `select_key` on validation."""
+def fit(
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    train: SplitTensors,
+    step: StepFn,
+    evaluate: EvalFn,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    select_key: str,
+    select_mode: str,
+    resume_dir: Path,
+    fingerprint: str,
+    desc: str,
+    method_state: Stateful | None = None,
+    begin_epoch: BeginEpochFn | None = None,
+    end_epoch: EndEpochFn | None = None,
+) -> FitResult:
+    """Train for `epochs`, keeping the state with the best `select_key` on validation; `begin_epoch` and
+    `end_epoch` are the per-epoch callbacks of methods that act between epochs (their state is `method_state`)."""
     resume_file = resume_dir / "last.pt"
     history: list[dict[str, Any]] = []
     best_state = copy.deepcopy(model.state_dict())
@@ -83,13 +107,26 @@ def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
             print(f"{desc}: resuming after epoch {state['epoch']} from {resume_file}", file=sys.stderr)
         else:
             print(f"{desc}: ignoring {resume_file}: it belongs to other settings or inputs", file=sys.stderr)
-    bar = tqdm(range(start, epochs + 1), desc=desc, initial=start - 1, total=epochs, unit="epoch",
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        range(start, epochs + 1),
+        desc=desc,
+        initial=start - 1,
+        total=epochs,
+        unit="epoch",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
+
+        def ordered(epoch: int = epoch) -> Iterator[Batch]:
+            return train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch)
+
+        batches = EpochBatches(count=math.ceil(len(train) / batch_size), make=ordered)
+        before = begin_epoch(epoch, batches) if begin_epoch is not None else {}
         model.train()
         sums: dict[str, float] = {}
         seen = 0
-        for batch in train.batches(batch_size, shuffle_seed=seed * 100_003 + epoch):
+        for batch in batches():
             logs = step(batch, epoch)
             n = len(batch.index)
             seen += n
@@ -97,6 +134,7 @@ def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
                 sums[key] = sums.get(key, 0.0) + value * n
         record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
+        record.update(before)
         model.eval()
         with torch.no_grad():
             record.update(evaluate())
@@ -106,15 +144,27 @@ def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: 
             best_value, best_epoch = value, epoch
             best_state = copy.deepcopy(model.state_dict())
         record["best_epoch"] = best_epoch
+        if end_epoch is not None:
+            record.update(end_epoch(epoch, record))
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        checkpoint.save(resume_file, {
-            "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-            "method": method_state.state_dict() if method_state is not None else None, "rng": _rng_state(),
-            "history": history, "best_state": best_state, "best_epoch": best_epoch, "best_value": best_value,
-        })
+        checkpoint.save(
+            resume_file,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler else None,
+                "method": method_state.state_dict() if method_state is not None else None,
+                "rng": _rng_state(),
+                "history": history,
+                "best_state": best_state,
+                "best_epoch": best_epoch,
+                "best_value": best_value,
+            },
+        )
         bar.set_postfix({select_key: f"{value:.3f}", "best": f"{best_value:.3f}@{best_epoch}"})
     bar.close()
     return FitResult(best_state=best_state, best_epoch=best_epoch, history=history)

@@ -38,7 +38,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def task_summary(task: str, logits: np.ndarray, labels: np.ndarray, norm: "object") -> dict[str, float]:
+def task_summary(task: str, logits: np.ndarray, labels: np.ndarray, norm: object) -> dict[str, float]:
     """The metrics reported for one output head: accuracy and macro-F1, or MAPE and R^2 in target units."""
     if task == "classification":
         return {"accuracy": accuracy(logits, labels), "macro_f1": macro_f1(logits, labels, logits.shape[1])}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
 from g2d.config.params import Params
 
 
-def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Params, parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
+) -> torch.optim.Optimizer:
+    """The configured optimizer over `parameters`, or over parameter groups (dicts with "params" and, where
+    a method sets them, their own "lr" or other keys; params' values are the defaults)."""
     if params.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
     if params.optimizer == "adamw":
@@ -19,8 +24,9 @@ def build_optimizer(params: Params, parameters: Iterable[torch.nn.Parameter]) ->
 
 def build_scheduler(params: Params, optimizer: torch.optim.Optimizer) -> Any:
     if params.scheduler.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params.scheduler.step_size,
-                                               gamma=params.scheduler.gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=params.scheduler.step_size, gamma=params.scheduler.gamma
+        )
     return None
 
 

@@ -21,7 +21,9 @@ class StudentPredictions:
 @torch.no_grad()
 def predict_student(model: MultimodalStudent, data: SplitTensors, batch_size: int) -> StudentPredictions:
     model.eval()
-    fused, logits, feats = [], {m: [] for m in model.modalities}, {m: [] for m in model.modalities}
+    fused: list[torch.Tensor] = []
+    logits: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
+    feats: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
     for batch in data.batches(batch_size):
         out = model(batch.inputs)
         fused.append(out.fused.cpu())
@@ -36,13 +38,14 @@ def predict_student(model: MultimodalStudent, data: SplitTensors, batch_size: in
 
 
 @torch.no_grad()
-def predict_unimodal(model: UnimodalModel, data: SplitTensors, modality: str,
-                     batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def predict_unimodal(
+    model: UnimodalModel, data: SplitTensors, modality: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(features, logits) of a teacher over the split."""
     model.eval()
     feats, logits = [], []
     for batch in data.batches(batch_size):
-        f, l = model(batch.inputs[modality])
+        f, lg = model(batch.inputs[modality])
         feats.append(f.cpu())
-        logits.append(l.cpu())
+        logits.append(lg.cpu())
     return torch.cat(feats).numpy(), torch.cat(logits).numpy()

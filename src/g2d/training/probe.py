@@ -15,8 +15,8 @@ test split is only predicted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,8 +56,9 @@ def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, task: str, l2: float) -
         return w[:-1].numpy(), w[-1].numpy()
     weight = torch.zeros(x.shape[1], classes, dtype=x.dtype, requires_grad=True)
     bias = torch.zeros(classes, dtype=x.dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [weight, bias], max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -77,9 +78,17 @@ def _score(probe: LinearProbe, x: np.ndarray, y: np.ndarray) -> float:
     return -float(np.mean((1 / (1 + np.exp(-out.reshape(-1))) - y) ** 2))
 
 
-def fit_probe(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, task: str,
-              classes: int, l2_grid: Sequence[float] = L2_GRID, max_rows: int = MAX_ROWS,
-              seed: int = 0) -> LinearProbe:
+def fit_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    task: str,
+    classes: int,
+    l2_grid: Sequence[float] = L2_GRID,
+    max_rows: int = MAX_ROWS,
+    seed: int = 0,
+) -> LinearProbe:
     """A linear probe on features: fitted on train (at most `max_rows`, seeded), L2 weight chosen on val.
 
     `train_y`/`val_y` are class indices, or regression targets on the [0, 1] scale.

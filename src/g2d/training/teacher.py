@@ -14,9 +14,9 @@ from g2d.methods.losses import task_loss
 from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
-from g2d.types import Batch
 from g2d.training.engine import FitResult, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
+from g2d.types import Batch
 
 
 def selection(task: str) -> tuple[str, str]:
@@ -44,8 +44,17 @@ def build_teacher(state: dict[str, Any], device: torch.device) -> UnimodalModel:
     return model
 
 
-def train_teacher(params: Params, meta: DatasetMeta, modality: str, encoder: str, seed: int,
-                  train: SplitTensors, val: SplitTensors, resume_dir: Path, fingerprint: str) -> tuple[dict, FitResult]:
+def train_teacher(
+    params: Params,
+    meta: DatasetMeta,
+    modality: str,
+    encoder: str,
+    seed: int,
+    train: SplitTensors,
+    val: SplitTensors,
+    resume_dir: Path,
+    fingerprint: str,
+) -> tuple[dict, FitResult]:
     """Train the teacher of `modality`; return its checkpoint dict and training history."""
     seed_everything(seed)
     shape = train.split.sample_shape(modality)
@@ -67,13 +76,33 @@ def train_teacher(params: Params, meta: DatasetMeta, modality: str, encoder: str
         return output_metrics(task, logits, val.target.to(logits.device), "val_")
 
     key, mode = selection(task)
-    result = fit(model=model, optimizer=optimizer, scheduler=scheduler, train=train, step=step, evaluate=evaluate,
-                 epochs=params.teacher.epochs, batch_size=params.batch_size, seed=seed, select_key=key,
-                 select_mode=mode, resume_dir=resume_dir, fingerprint=fingerprint, desc=f"teacher {modality}")
+    result = fit(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train=train,
+        step=step,
+        evaluate=evaluate,
+        epochs=params.teacher.epochs,
+        batch_size=params.batch_size,
+        seed=seed,
+        select_key=key,
+        select_mode=mode,
+        resume_dir=resume_dir,
+        fingerprint=fingerprint,
+        desc=f"teacher {modality}",
+    )
     state = {
-        "kind": "teacher", "modality": modality, "encoder": encoder, "input_shape": list(shape),
-        "num_outputs": meta.num_outputs, "task": task, "normalizer": train.norm.to_dict(),
-        "state_dict": result.best_state, "best_epoch": result.best_epoch, "seed": seed,
+        "kind": "teacher",
+        "modality": modality,
+        "encoder": encoder,
+        "input_shape": list(shape),
+        "num_outputs": meta.num_outputs,
+        "task": task,
+        "normalizer": train.norm.to_dict(),
+        "state_dict": result.best_state,
+        "best_epoch": result.best_epoch,
+        "seed": seed,
     }
     return state, result
 

@@ -54,8 +54,10 @@ def _decode(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     except Exception as exc:  # audioread raises several unrelated types, some with empty messages
         soundfile_says = getattr(first_error, "error_string", None) or str(first_error)
         librosa_says = f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__}, no decoder"
-        raise AudioDecodeError(f"{path}: not a readable audio file (soundfile: {soundfile_says}; librosa: "
-                               f"{librosa_says}); re-download or remove it") from exc
+        raise AudioDecodeError(
+            f"{path}: not a readable audio file (soundfile: {soundfile_says}; librosa: "
+            f"{librosa_says}); re-download or remove it"
+        ) from exc
     return np.asarray(data, dtype=np.float32), int(rate)
 
 
@@ -87,10 +89,10 @@ def centre_fit(wave: np.ndarray, n_samples: int) -> tuple[np.ndarray, slice]:
     """
     if wave.shape[0] >= n_samples:
         start = (wave.shape[0] - n_samples) // 2
-        return wave[start:start + n_samples].copy(), slice(0, n_samples)
+        return wave[start : start + n_samples].copy(), slice(0, n_samples)
     out = np.zeros(n_samples, dtype=wave.dtype)
     start = (n_samples - wave.shape[0]) // 2
-    out[start:start + wave.shape[0]] = wave
+    out[start : start + wave.shape[0]] = wave
     return out, slice(start, start + wave.shape[0])
 
 
@@ -104,8 +106,9 @@ def log_mel_spectrogram(wave: np.ndarray, sample_rate: int, n_fft: int, n_mels: 
     if frames < 2:
         raise ValueError(f"need at least 2 frames, got {frames}")
     hop = max(1, wave.shape[0] // (frames - 1))
-    mel = librosa.feature.melspectrogram(y=wave.astype(np.float32), sr=sample_rate, n_fft=n_fft,
-                                         hop_length=hop, n_mels=n_mels, power=2.0)
+    mel = librosa.feature.melspectrogram(
+        y=wave.astype(np.float32), sr=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=2.0
+    )
     mel = mel[:, :frames]
     if mel.shape[1] < frames:
         mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")

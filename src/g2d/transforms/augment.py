@@ -11,7 +11,7 @@ One box and one flip per sample: all frames of a stack get the same crop, so mot
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,8 +26,9 @@ def frame_size(shape: Sequence[int]) -> tuple[int, int]:
     return int(shape[-2]), int(shape[-1])
 
 
-def draw_boxes(rng: np.random.Generator, n: int, height: int, width: int, scale: Sequence[float],
-               ratio: Sequence[float]) -> np.ndarray:
+def draw_boxes(
+    rng: np.random.Generator, n: int, height: int, width: int, scale: Sequence[float], ratio: Sequence[float]
+) -> np.ndarray:
     """`n` crop boxes (top, left, height, width) int32 inside a height x width frame.
 
     The generator is consumed by the same amount whatever the outcome (all tries are drawn for all
@@ -76,11 +77,16 @@ def crop_resize(samples: np.ndarray, boxes: np.ndarray, flip: np.ndarray) -> np.
     height, width = frame_size(samples.shape[1:])
     out = np.empty_like(samples)
     for i, ((top, left, h, w), mirrored) in enumerate(zip(boxes, flip)):
-        planes = samples[i].reshape(-1, height, width)[:, top:top + h, left:left + w].transpose(1, 2, 0)
+        planes = samples[i].reshape(-1, height, width)[:, top : top + h, left : left + w].transpose(1, 2, 0)
         if (h, w) != (height, width):
-            parts = [cv2.resize(np.ascontiguousarray(planes[:, :, c:c + CV_MAX_CHANNELS]), (width, height),
-                                interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
-                     for c in range(0, planes.shape[2], CV_MAX_CHANNELS)]
+            parts = [
+                cv2.resize(
+                    np.ascontiguousarray(planes[:, :, c : c + CV_MAX_CHANNELS]),
+                    (width, height),
+                    interpolation=cv2.INTER_LINEAR,
+                ).reshape(height, width, -1)
+                for c in range(0, planes.shape[2], CV_MAX_CHANNELS)
+            ]
             planes = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
         if mirrored:
             planes = planes[:, ::-1]

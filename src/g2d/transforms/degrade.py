@@ -16,10 +16,10 @@ import numpy as np
 class PCA:
     """A truncated principal-component basis: images are projected on it and reconstructed."""
 
-    mean: np.ndarray          # (D,)
-    components: np.ndarray    # (k, D), rows orthonormal, by decreasing variance
-    energy_kept: float        # fraction of the training variance the k components explain
-    dims: int                 # D
+    mean: np.ndarray  # (D,)
+    components: np.ndarray  # (k, D), rows orthonormal, by decreasing variance
+    energy_kept: float  # fraction of the training variance the k components explain
+    dims: int  # D
 
     @property
     def n_components(self) -> int:
@@ -45,7 +45,7 @@ def fit_pca(train: np.ndarray, keep: float, by: str = "components") -> PCA:
     x = train.astype(np.float64).reshape(len(train), -1)
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    variance = s ** 2
+    variance = s**2
     total = float(variance.sum()) or 1.0
     cumulative = np.cumsum(variance) / total
     dims = x.shape[1]
@@ -85,5 +85,6 @@ def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.nda
 
 def snr_db(signal: np.ndarray, noise: np.ndarray) -> float:
     """The measured SNR of a signal and the noise added to it, in dB."""
-    return float(10.0 * np.log10(np.mean(np.square(signal, dtype=np.float64)) /
-                                 np.mean(np.square(noise, dtype=np.float64))))
+    return float(
+        10.0 * np.log10(np.mean(np.square(signal, dtype=np.float64)) / np.mean(np.square(noise, dtype=np.float64)))
+    )

@@ -33,12 +33,26 @@ from g2d.datasets.avmnist.layout import CLASS_NAMES, IMAGE_MODALITIES, MODALITIE
 from g2d.datasets.avmnist.npy import from_npy
 from g2d.datasets.avmnist.params import Params
 
-__all__ = ["CLASS_NAMES", "IMAGE_MODALITIES", "MODALITIES", "SOURCE", "Params", "check_raw", "detect_format",
-           "preprocess"]
+__all__ = [
+    "CLASS_NAMES",
+    "IMAGE_MODALITIES",
+    "MODALITIES",
+    "SOURCE",
+    "Params",
+    "check_raw",
+    "detect_format",
+    "preprocess",
+]
 
 
-def preprocess(dataset: str, raw_dir: str | Path, params: Params, out_path: str | Path,
-               report_path: str | Path, workers: int | None = None) -> dict[str, Any]:
+def preprocess(
+    dataset: str,
+    raw_dir: str | Path,
+    params: Params,
+    out_path: str | Path,
+    report_path: str | Path,
+    workers: int | None = None,
+) -> dict[str, Any]:
     """Write the dataset file and the report; return the report.
 
     `workers` processes compute spectrograms (format build); the output does not depend on it.

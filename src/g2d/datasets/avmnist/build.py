@@ -12,9 +12,10 @@ import dataclasses
 import gzip
 import re
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -65,11 +66,13 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise RawDataError(f"{path}: not an unsigned-byte IDX file (bad magic number); re-download it")
     ndim = data[3]
     header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(dims))
     if len(data) - header != expected:
-        raise RawDataError(f"{path}: header says {dims} = {expected} bytes of data, the file holds "
-                           f"{len(data) - header}; the file is truncated, re-download it")
+        raise RawDataError(
+            f"{path}: header says {dims} = {expected} bytes of data, the file holds "
+            f"{len(data) - header}; the file is truncated, re-download it"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -81,8 +84,10 @@ def read_mnist(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             raise RawDataError(f"{root / images_name}: expected (N, 28, 28) images, got {images.shape}")
         if labels.shape != (images.shape[0],):
-            raise RawDataError(f"{root / labels_name}: {labels.shape[0]} labels for {images.shape[0]} images in "
-                               f"{images_name}; the two files must come from the same MNIST release")
+            raise RawDataError(
+                f"{root / labels_name}: {labels.shape[0]} labels for {images.shape[0]} images in "
+                f"{images_name}; the two files must come from the same MNIST release"
+            )
         out[split] = (images, labels.astype(np.int64))
     return out
 
@@ -94,8 +99,9 @@ def find_recordings(folder: Path) -> tuple[list[Recording], list[Skipped]]:
     for path in sorted(folder.glob("*.wav")):
         match = FSDD_NAME.match(path.stem)
         if match is None:
-            skipped.append(Skipped(path.stem, str(path),
-                                   "name is not <digit>_<speaker>_<take>.wav (e.g. 3_theo_12.wav)"))
+            skipped.append(
+                Skipped(path.stem, str(path), "name is not <digit>_<speaker>_<take>.wav (e.g. 3_theo_12.wav)")
+            )
             continue
         found.append(Recording(path.stem, int(match["digit"]), match["speaker"], path))
     return found, skipped
@@ -111,8 +117,10 @@ def speaker_splits(speakers: Sequence[str], split: SplitParams) -> dict[str, str
     for name, group in named.items():
         unknown = [s for s in group if s not in available]
         if unknown:
-            raise RawDataError(f"split.{name}_speakers names {unknown}, not among the recordings' speakers "
-                               f"{available}; fix the speaker names in params.yaml")
+            raise RawDataError(
+                f"split.{name}_speakers names {unknown}, not among the recordings' speakers "
+                f"{available}; fix the speaker names in params.yaml"
+            )
         out.update({s: name for s in group})
     if split.train_speakers is None:
         out.update({s: "train" for s in available if s not in out})
@@ -121,8 +129,9 @@ def speaker_splits(speakers: Sequence[str], split: SplitParams) -> dict[str, str
     return out
 
 
-def pair_recordings(digits: np.ndarray, pools: Mapping[tuple[str, int], Sequence[str]], split: str,
-                    seed: int) -> list[str]:
+def pair_recordings(
+    digits: np.ndarray, pools: Mapping[tuple[str, int], Sequence[str]], split: str, seed: int
+) -> list[str]:
     """For each image's digit, a recording of that digit drawn (with replacement) from the split's pool."""
     out = []
     for i, digit in enumerate(digits):
@@ -147,13 +156,11 @@ def audio_features(job: AudioJob) -> dict[str, Any]:
     window, where = centre_fit(job.speech.astype(np.float64), job.audio.n_samples)
     noise = scale_to_snr(window[where], job.noise, job.snr_db)
     mixed = np.clip(window + noise, -1.0, 1.0)
-    spectrogram = log_mel_spectrogram(mixed, job.audio.sample_rate, job.audio.n_fft, job.audio.n_mels,
-                                      job.audio.frames)
+    spectrogram = log_mel_spectrogram(mixed, job.audio.sample_rate, job.audio.n_fft, job.audio.n_mels, job.audio.frames)
     return {"audio": spectrogram[np.newaxis]}
 
 
-def decode_recordings(recordings: Sequence[Recording], sample_rate: int) -> tuple[dict[str, np.ndarray],
-                                                                                  list[Skipped]]:
+def decode_recordings(recordings: Sequence[Recording], sample_rate: int) -> tuple[dict[str, np.ndarray], list[Skipped]]:
     """Decode every recording once; unreadable files become skip records naming the file."""
     waves: dict[str, np.ndarray] = {}
     skipped: list[Skipped] = []
@@ -189,8 +196,10 @@ def build(dataset: str, root: Path, params: Params, out_path: Path, report_path:
         lacking = sorted({int(d) for d in labels[s]} - {d for (ps, d) in pools if ps == s})
         if lacking:
             speakers = sorted(sp for sp, x in split_of_speaker.items() if x == s)
-            raise RawDataError(f"{root / params.recordings_dir}: the {s} speakers {speakers} have no usable "
-                               f"recording of digits {lacking}; add recordings or change split.{s}_speakers")
+            raise RawDataError(
+                f"{root / params.recordings_dir}: the {s} speakers {speakers} have no usable "
+                f"recording of digits {lacking}; add recordings or change split.{s}_speakers"
+            )
     bank = load_noise_bank(params) if params.noise.kind == "folder" else []
     names = {s: pair_recordings(labels[s], pools, s, params.split.seed) for s in SPLITS}
 
@@ -207,26 +216,50 @@ def build(dataset: str, root: Path, params: Params, out_path: Path, report_path:
             degraded = pca.degrade(images[split]).reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
             with contextlib.closing(ordered_map(audio_features, jobs(split), workers)) as results:
                 for i, audio in enumerate(results):
-                    yield Sample(split, {**audio, "image": degraded[i]}, int(labels[split][i]),
-                                 f"{POOL[split]}{int(picks[split][i]):05d}+{names[split][i]}")
+                    yield Sample(
+                        split,
+                        {**audio, "image": degraded[i]},
+                        int(labels[split][i]),
+                        f"{POOL[split]}{int(picks[split][i]):05d}+{names[split][i]}",
+                    )
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
         return {
-            "dataset": dataset, "source": SOURCE, "format": "build", "raw_dir": str(root),
-            "counts": dict(counts), "recordings_found": found, **skip_fields(found, lost),
+            "dataset": dataset,
+            "source": SOURCE,
+            "format": "build",
+            "raw_dir": str(root),
+            "counts": dict(counts),
+            "recordings_found": found,
+            **skip_fields(found, lost),
             "max_skipped_fraction": params.max_skipped_fraction,
-            "pca": {"fitted_on": "train", "fit_samples": int(len(images["train"])), "dims": pca.dims,
-                    "components_kept": pca.n_components, "energy_kept": round(pca.energy_kept, 6)},
+            "pca": {
+                "fitted_on": "train",
+                "fit_samples": int(len(images["train"])),
+                "dims": pca.dims,
+                "components_kept": pca.n_components,
+                "energy_kept": round(pca.energy_kept, 6),
+            },
             "speakers": {s: sorted(sp for sp, x in split_of_speaker.items() if x == s) for s in SPLITS},
             "mnist_rows": {s: f"{POOL[s]} file, {len(idx)} rows" for s, idx in picks.items()},
             "params": dataclasses.asdict(params),
         }
 
     shapes = {"audio": ((1, params.audio.n_mels, params.audio.frames), "float32"), "image": IMAGE_SHAPE}
-    return write_dataset(dataset_meta(dataset, params, "build"), shapes, samples(),
-                         total=sum(len(n) for n in names.values()), unit="sample", out_path=out_path,
-                         report_path=report_path, report=report, found=found, what="FSDD recordings",
-                         max_skipped_fraction=params.max_skipped_fraction, skipped=skipped)
+    return write_dataset(
+        dataset_meta(dataset, params, "build"),
+        shapes,
+        samples(),
+        total=sum(len(n) for n in names.values()),
+        unit="sample",
+        out_path=out_path,
+        report_path=report_path,
+        report=report,
+        found=found,
+        what="FSDD recordings",
+        max_skipped_fraction=params.max_skipped_fraction,
+        skipped=skipped,
+    )
 
 
 def load_noise_bank(params: Params) -> list[np.ndarray]:
@@ -243,10 +276,17 @@ def load_noise_bank(params: Params) -> list[np.ndarray]:
     return bank
 
 
-def fail_on_skips(dataset: str, found: int, skipped: Sequence[Skipped], limit: float,
-                  report_path: str | Path) -> None:
+def fail_on_skips(dataset: str, found: int, skipped: Sequence[Skipped], limit: float, report_path: str | Path) -> None:
     """Above the limit, write the report of what was skipped, then stop without a dataset file."""
     if found and len(skipped) / found > limit:
-        write_json(report_path, {"dataset": dataset, "source": SOURCE, "recordings_found": found,
-                                 **skip_fields(found, skipped), "max_skipped_fraction": limit})
+        write_json(
+            report_path,
+            {
+                "dataset": dataset,
+                "source": SOURCE,
+                "recordings_found": found,
+                **skip_fields(found, skipped),
+                "max_skipped_fraction": limit,
+            },
+        )
     check_skipped(dataset, "FSDD recordings", found, skipped, limit, report_path)

@@ -22,8 +22,10 @@ CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
 IMAGE_SIDE = 28
 IMAGE_SHAPE = ((1, IMAGE_SIDE, IMAGE_SIDE), "float32")  # a stored image and its dtype, in both formats
 POOL = {"train": "train", "val": "train", "test": "test"}  # the MNIST file (train or test) of each split's rows
-MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 LAYOUT = """expected one of the two AV-MNIST layouts:
   format npy (MultiBench / the AV-MNIST generator):
     {raw_dir}/image/train_data.npy  image/test_data.npy    (N, 784) pixels
@@ -43,8 +45,9 @@ def layout_text(raw_dir: Path, params: Params) -> str:
 
 def npy_files(root: Path) -> list[Path]:
     """The six arrays of format npy."""
-    return [root / f"{m}/{s}_data.npy" for m in ("image", "audio") for s in ("train", "test")] + \
-           [root / f"{s}_labels.npy" for s in ("train", "test")]
+    return [root / f"{m}/{s}_data.npy" for m in ("image", "audio") for s in ("train", "test")] + [
+        root / f"{s}_labels.npy" for s in ("train", "test")
+    ]
 
 
 def build_files(root: Path, params: Params) -> list[Path]:
@@ -64,10 +67,12 @@ def detect_format(raw_dir: str | Path, params: Params | None = None) -> str:
         return "npy"
     if all(p.is_file() for p in build_files(root, params)) and (root / params.recordings_dir).is_dir():
         return "build"
-    missing = [str(p) for p in npy_files(root) if not p.is_file()][:2] + \
-              [str(p) for p in build_files(root, params) if not p.is_file()][:2]
-    raise RawDataError(f"{root}: neither AV-MNIST layout is complete (missing e.g. {', '.join(missing)})\n"
-                       f"{layout_text(root, params)}")
+    missing = [str(p) for p in npy_files(root) if not p.is_file()][:2] + [
+        str(p) for p in build_files(root, params) if not p.is_file()
+    ][:2]
+    raise RawDataError(
+        f"{root}: neither AV-MNIST layout is complete (missing e.g. {', '.join(missing)})\n{layout_text(root, params)}"
+    )
 
 
 def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
@@ -78,8 +83,9 @@ def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
     needed = npy_files(root) if fmt == "npy" else build_files(root, params)
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
-        raise RawDataError(f"{missing[0]}: missing ({len(missing)} files of the {fmt} layout are)\n"
-                           f"{layout_text(root, params)}")
+        raise RawDataError(
+            f"{missing[0]}: missing ({len(missing)} files of the {fmt} layout are)\n{layout_text(root, params)}"
+        )
     if fmt == "build":
         recordings = root / params.recordings_dir
         if not recordings.is_dir() or not any(recordings.glob("*.wav")):
@@ -90,17 +96,22 @@ def check_raw(raw_dir: str | Path, params: Params | None = None) -> None:
                 raise RawDataError(f"{folder}: noise folder (noise.folder) missing or holds no .wav file")
 
 
-def image_indices(n_train_pool: int, n_test_pool: int, split: SplitParams,
-                  limit: LimitParams) -> dict[str, np.ndarray]:
+def image_indices(n_train_pool: int, n_test_pool: int, split: SplitParams, limit: LimitParams) -> dict[str, np.ndarray]:
     """MNIST rows per split: val is a seeded part of MNIST's training file, test is its test file."""
     rng = np.random.default_rng(split.seed)
     order = rng.permutation(n_train_pool)
     n_val = max(1, int(np.floor(split.val_fraction * n_train_pool + 0.5)))
     picks = {"train": order[n_val:], "val": order[:n_val], "test": rng.permutation(n_test_pool)}
-    return {s: np.sort(idx[:getattr(limit, s)] if getattr(limit, s) else idx) for s, idx in picks.items()}
+    return {s: np.sort(idx[: getattr(limit, s)] if getattr(limit, s) else idx) for s, idx in picks.items()}
 
 
 def dataset_meta(dataset: str, params: Params, fmt: str) -> DatasetMeta:
     """The dataset file's attributes; `preprocessing` records the params and the format read."""
-    return DatasetMeta(dataset=dataset, source=SOURCE, task="classification", modalities=MODALITIES,
-                       class_names=CLASS_NAMES, preprocessing=preprocessing_record(SOURCE, params, format=fmt))
+    return DatasetMeta(
+        dataset=dataset,
+        source=SOURCE,
+        task="classification",
+        modalities=MODALITIES,
+        class_names=CLASS_NAMES,
+        preprocessing=preprocessing_record(SOURCE, params, format=fmt),
+    )

@@ -10,8 +10,9 @@ Validation is held out of the training rows as in the build (g2d.datasets.avmnis
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,31 +42,58 @@ def from_npy(dataset: str, root: Path, params: Params, out_path: Path, report_pa
         if audio.ndim not in (3, 4) or (audio.ndim == 4 and audio.shape[1] != 1):
             raise RawDataError(f"{root / f'audio/{part}_data.npy'}: expected (N, H, W) spectrograms, got {audio.shape}")
         if labels.ndim != 1 or not len(labels) == len(image) == len(audio):
-            raise RawDataError(f"{root / f'{part}_labels.npy'}: {labels.shape} labels for {len(image)} images and "
-                               f"{len(audio)} spectrograms; the three {part} files must have the same N")
+            raise RawDataError(
+                f"{root / f'{part}_labels.npy'}: {labels.shape} labels for {len(image)} images and "
+                f"{len(audio)} spectrograms; the three {part} files must have the same N"
+            )
         bad = np.setdiff1d(np.unique(labels), np.arange(10))
         if bad.size:
             raise RawDataError(f"{root / f'{part}_labels.npy'}: labels {bad[:5].tolist()} are not digits 0-9")
         arrays[part] = {"image": image, "audio": audio.reshape(len(audio), 1, *audio.shape[-2:]), "labels": labels}
     if arrays["train"]["audio"].shape[1:] != arrays["test"]["audio"].shape[1:]:
-        raise RawDataError(f"{root / 'audio'}: train and test spectrograms differ in shape "
-                           f"({arrays['train']['audio'].shape[1:]} vs {arrays['test']['audio'].shape[1:]})")
+        raise RawDataError(
+            f"{root / 'audio'}: train and test spectrograms differ in shape "
+            f"({arrays['train']['audio'].shape[1:]} vs {arrays['test']['audio'].shape[1:]})"
+        )
     picks = image_indices(len(arrays["train"]["labels"]), len(arrays["test"]["labels"]), params.split, params.limit)
 
     def samples() -> Iterator[Sample]:
         for split in SPLITS:
             part = arrays[POOL[split]]
             for row in picks[split]:
-                yield Sample(split, {"audio": np.asarray(part["audio"][row], dtype=np.float32),
-                                     "image": np.asarray(part["image"][row], dtype=np.float32).reshape(IMAGE_SHAPE[0])},
-                             int(part["labels"][row]), f"{POOL[split]}{int(row):05d}")
+                yield Sample(
+                    split,
+                    {
+                        "audio": np.asarray(part["audio"][row], dtype=np.float32),
+                        "image": np.asarray(part["image"][row], dtype=np.float32).reshape(IMAGE_SHAPE[0]),
+                    },
+                    int(part["labels"][row]),
+                    f"{POOL[split]}{int(row):05d}",
+                )
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
-        return {"dataset": dataset, "source": SOURCE, "format": "npy", "raw_dir": str(root),
-                "counts": dict(counts), **skip_fields(total, lost), "params": dataclasses.asdict(params)}
+        return {
+            "dataset": dataset,
+            "source": SOURCE,
+            "format": "npy",
+            "raw_dir": str(root),
+            "counts": dict(counts),
+            **skip_fields(total, lost),
+            "params": dataclasses.asdict(params),
+        }
 
     total = sum(len(rows) for rows in picks.values())
     shapes = {"audio": (tuple(arrays["train"]["audio"].shape[1:]), "float32"), "image": IMAGE_SHAPE}
-    return write_dataset(dataset_meta(dataset, params, "npy"), shapes, samples(), total=total, unit="sample",
-                         out_path=out_path, report_path=report_path, report=report, found=total, what="samples",
-                         max_skipped_fraction=params.max_skipped_fraction)
+    return write_dataset(
+        dataset_meta(dataset, params, "npy"),
+        shapes,
+        samples(),
+        total=total,
+        unit="sample",
+        out_path=out_path,
+        report_path=report_path,
+        report=report,
+        found=total,
+        what="samples",
+        max_skipped_fraction=params.max_skipped_fraction,
+    )

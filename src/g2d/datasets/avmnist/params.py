@@ -52,8 +52,11 @@ class AudioParams:
         require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
         require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
         require(self.n_mels > 0, f"{where}.n_mels", "must be a positive number of mel bands")
-        require(2 <= self.frames <= self.n_samples, f"{where}.frames",
-                f"must be between 2 and the clip's {self.n_samples} samples")
+        require(
+            2 <= self.frames <= self.n_samples,
+            f"{where}.frames",
+            f"must be between 2 and the clip's {self.n_samples} samples",
+        )
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,11 @@ class SplitParams:
         require(self.seed >= 0, f"{where}.seed", "must be a non-negative integer")
         named = [*(self.train_speakers or ()), *self.val_speakers, *self.test_speakers]
         twice = sorted({s for s in named if named.count(s) > 1})
-        require(not twice, f"{where}.test_speakers", f"speakers {twice} are in more than one split; "
-                "audio splits must be speaker-disjoint")
+        require(
+            not twice,
+            f"{where}.test_speakers",
+            f"speakers {twice} are in more than one split; audio splits must be speaker-disjoint",
+        )
         require(bool(self.val_speakers), f"{where}.val_speakers", "name at least one speaker")
         require(bool(self.test_speakers), f"{where}.test_speakers", "name at least one speaker")
 
@@ -107,6 +113,9 @@ class Params:
     workers: int = 1
 
     def validate(self, where: str) -> None:
-        require(0 <= self.max_skipped_fraction <= 1, f"{where}.max_skipped_fraction",
-                f"must be in [0, 1], got {self.max_skipped_fraction}")
+        require(
+            0 <= self.max_skipped_fraction <= 1,
+            f"{where}.max_skipped_fraction",
+            f"must be in [0, 1], got {self.max_skipped_fraction}",
+        )
         require(self.workers >= 1, f"{where}.workers", "must be at least 1")
