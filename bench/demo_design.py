@@ -50,21 +50,36 @@ TORCH_STAGES = tuple(s.name for s in pipeline.STAGES if "seed" in s.wildcards)  
 def targets(seeds: list[int]) -> list[str]:
     """What a design needs: each seed's teacher metrics and each student's test metrics."""
     return [pipeline.fill(pipeline.TEACHER_METRICS, dataset=DATASET, seed=s) for s in seeds] + [
-        pipeline.fill(pipeline.EVAL, dataset=DATASET, seed=s, method=m) for s in seeds for m in METHODS]
+        pipeline.fill(pipeline.EVAL, dataset=DATASET, seed=s, method=m) for s in seeds for m in METHODS
+    ]
 
 
-def run_design(workdir: Path, overlay: dict[str, Any], seeds: list[int], cores: int,
-               threads: int) -> list[dict[str, Any]]:
+def run_design(
+    workdir: Path, overlay: dict[str, Any], seeds: list[int], cores: int, threads: int
+) -> list[dict[str, Any]]:
     """One design through Snakemake in its own copy of the project (its code on PYTHONPATH); its
     metrics per seed. Snakemake's output goes to workdir/snakemake.log, shown if it fails."""
     pipeline.copy_project(ROOT, workdir)
     (workdir / "design.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     load_params([workdir / "params.yaml", workdir / "design.yaml"])  # a bad design fails here, naming the key
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "src"), os.environ.get("PYTHONPATH")])),
-           "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "snakemake", *targets(seeds), "--cores", str(cores), "--configfile", "design.yaml",
-           "--set-threads", *(f"{stage}={threads}" for stage in TORCH_STAGES)]
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "src"), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets(seeds),
+        "--cores",
+        str(cores),
+        "--configfile",
+        "design.yaml",
+        "--set-threads",
+        *(f"{stage}={threads}" for stage in TORCH_STAGES),
+    ]
     with open(workdir / "snakemake.log", "w") as log:
         done = subprocess.run(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode:
@@ -72,13 +87,22 @@ def run_design(workdir: Path, overlay: dict[str, Any], seeds: list[int], cores: 
         raise RuntimeError(f"{' '.join(cmd[1:])} failed in {workdir}:\n" + "\n".join(tail))
     results = []
     for seed in seeds:
-        files = {"teachers": pipeline.fill(pipeline.TEACHER_METRICS, dataset=DATASET, seed=seed),
-                 **{m: pipeline.fill(pipeline.EVAL, dataset=DATASET, seed=seed, method=m) for m in METHODS}}
+        files = {
+            "teachers": pipeline.fill(pipeline.TEACHER_METRICS, dataset=DATASET, seed=seed),
+            **{m: pipeline.fill(pipeline.EVAL, dataset=DATASET, seed=seed, method=m) for m in METHODS},
+        }
         result = {name: json.loads((workdir / path).read_text()) for name, path in files.items()}
-        print(f"{workdir.name} seed {seed}: teachers " + ", ".join(
-            f"{m} {100 * v['accuracy']:.1f}" for m, v in result["teachers"]["test"].items()) + "; " + "; ".join(
-            f"{method} " + ", ".join(f"{part} {100 * v['accuracy']:.1f}" for part, v in result[method]["test"].items())
-            for method in METHODS), flush=True)
+        print(
+            f"{workdir.name} seed {seed}: teachers "
+            + ", ".join(f"{m} {100 * v['accuracy']:.1f}" for m, v in result["teachers"]["test"].items())
+            + "; "
+            + "; ".join(
+                f"{method} "
+                + ", ".join(f"{part} {100 * v['accuracy']:.1f}" for part, v in result[method]["test"].items())
+                for method in METHODS
+            ),
+            flush=True,
+        )
         results.append(result)
     return results
 
@@ -97,8 +121,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         for method in METHODS:
             for part, metrics in r[method]["test"].items():
                 add(f"{method} {part}", metrics["accuracy"])
-    return {k: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0}
-            for k, v in rows.items()}
+    return {
+        k: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0} for k, v in rows.items()
+    }
 
 
 def main() -> None:
@@ -118,14 +143,17 @@ def main() -> None:
         designs = {k: v for k, v in designs.items() if k in args.only}
     seeds = args.seeds if args.seeds is not None else list(base["seeds"])
     root = args.workdir or Path(tempfile.mkdtemp(prefix="g2d-demo-design-"))
-    overlays = {name: deep_merge(overrides or {}, {"methods": list(METHODS), "seeds": seeds})
-                for name, overrides in designs.items()}
+    overlays = {
+        name: deep_merge(overrides or {}, {"methods": list(METHODS), "seeds": seeds})
+        for name, overrides in designs.items()
+    }
     at_once = max(1, min(args.jobs, len(overlays)))  # Snakemake runs, one per design, each with its share of jobs
     cores = max(1, args.jobs // at_once) * args.threads
     start = time.perf_counter()
     with ThreadPoolExecutor(at_once) as pool:
-        futures = {n: pool.submit(run_design, root / n, overlay, seeds, cores, args.threads)
-                   for n, overlay in overlays.items()}
+        futures = {
+            n: pool.submit(run_design, root / n, overlay, seeds, cores, args.threads) for n, overlay in overlays.items()
+        }
         results = {n: f.result() for n, f in futures.items()}
     summaries = {n: summarise(r) for n, r in results.items()}
     print(f"\n{len(overlays)} design(s) x seeds {seeds} in {time.perf_counter() - start:.0f} s (scratch: {root})")
@@ -134,8 +162,9 @@ def main() -> None:
         for key, stat in summary.items():
             print(f"  {key:<22} {stat['mean']:6.2f} ± {stat['std']:5.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"seeds": seeds, "designs": designs, "summaries": summaries,
-                                         "runs": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"seeds": seeds, "designs": designs, "summaries": summaries, "runs": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

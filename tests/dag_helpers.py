@@ -35,9 +35,16 @@ def env(cwd: Path | None = None) -> dict[str, str]:
     e["PATH"] = str(Path(sys.executable).parent) + os.pathsep + e.get("PATH", "")
     if cwd is not None and (cwd / "src" / "g2d").is_dir():
         e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd / "src"), e.get("PYTHONPATH")]))
-    e.update({"GIT_AUTHOR_NAME": "g2d-test", "GIT_AUTHOR_EMAIL": "test@g2d.invalid",
-              "GIT_COMMITTER_NAME": "g2d-test", "GIT_COMMITTER_EMAIL": "test@g2d.invalid",
-              "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"})
+    e.update(
+        {
+            "GIT_AUTHOR_NAME": "g2d-test",
+            "GIT_AUTHOR_EMAIL": "test@g2d.invalid",
+            "GIT_COMMITTER_NAME": "g2d-test",
+            "GIT_COMMITTER_EMAIL": "test@g2d.invalid",
+            "DVC_NO_ANALYTICS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return e
 
 
@@ -45,5 +52,7 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     """Run a command, returning its output; on failure, show the output in the assertion."""
     proc = subprocess.run(cmd, cwd=cwd, env=env(cwd), capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc

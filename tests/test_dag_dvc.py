@@ -28,8 +28,16 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
 
     first = run(["dvc", "repro"], proj)
     assert ran_stages(first.stdout) == {
-        "generate_demo", "preprocess@demo", "train_teachers@demo-0", "score@demo-0", "train_student@demo-0-joint",
-        "train_student@demo-0-g2d", "evaluate@demo-0-joint", "evaluate@demo-0-g2d", "report"}
+        "generate_demo",
+        "preprocess@demo",
+        "train_teachers@demo-0",
+        "score@demo-0",
+        "train_student@demo-0-joint",
+        "train_student@demo-0-g2d",
+        "evaluate@demo-0-joint",
+        "evaluate@demo-0-g2d",
+        "report",
+    }
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "baseline run"], proj)
 
@@ -46,15 +54,23 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     # augmentation: the bank's size changes scoring and the students, turning it on the teachers too
     params = yaml.safe_load((proj / "params.yaml").read_text())
     after_teachers = {"score@demo-0", "train_student@demo-0-joint", "train_student@demo-0-g2d", "report"}
-    for change, stale in (({"views": 3}, after_teachers), ({"kind": "views"}, after_teachers | {"train_teachers@demo-0"})):
+    for change, stale in (
+        ({"views": 3}, after_teachers),
+        ({"kind": "views"}, after_teachers | {"train_teachers@demo-0"}),
+    ):
         params["datasets"]["demo"]["augment"].update(change)
         (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert set(json.loads(run(["dvc", "status", "--json"], proj).stdout)) == stale, change
     run(["git", "checkout", "params.yaml"], proj)
 
     exp = run(["dvc", "exp", "run", "-S", "tau1=2"], proj)
-    assert ran_stages(exp.stdout) == {"train_student@demo-0-joint", "train_student@demo-0-g2d",
-                                      "evaluate@demo-0-joint", "evaluate@demo-0-g2d", "report"}
+    assert ran_stages(exp.stdout) == {
+        "train_student@demo-0-joint",
+        "train_student@demo-0-g2d",
+        "evaluate@demo-0-joint",
+        "evaluate@demo-0-g2d",
+        "report",
+    }
     assert "Stage 'train_teachers@demo-0' didn't change, skipping" in exp.stdout
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], proj).stdout)
@@ -74,7 +90,9 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     new_methods = [m for m in wanted["methods"] if m not in ("joint", "g2d")]
     assert ran_stages(ablated.stdout) == {
         *(f"{stage}@demo-0-{m}" for stage in ("train_student", "evaluate") for m in new_methods),
-        *(f"ablate@demo-0-{a}" for a in wanted["ablations"]), "report"}
+        *(f"ablate@demo-0-{a}" for a in wanted["ablations"]),
+        "report",
+    }
     report = (proj / "reports/report.md").read_text()
     table1 = report.split("### Test accuracy", 1)[1].split("\n\n", 2)[1]
     assert all(f" {m} |" in table1.splitlines()[0] for m in wanted["methods"])
@@ -94,10 +112,12 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "ablations"], proj)
     students = {f"{stage}@demo-0-{m}" for stage in ("train_student", "evaluate") for m in wanted["methods"]}
-    for path, stale in (("methods/g2d.py", students | {f"ablate@demo-0-{a}" for a in wanted["ablations"]}),
-                        ("stages/train_teachers.py", {"train_teachers@demo-0"}),
-                        ("datasets/cremad.py", {"generate_demo", "preprocess@demo"}),
-                        ("datasets/avmnist/build.py", {"preprocess@demo"})):
+    for path, stale in (
+        ("methods/g2d.py", students | {f"ablate@demo-0-{a}" for a in wanted["ablations"]}),
+        ("stages/train_teachers.py", {"train_teachers@demo-0"}),
+        ("datasets/cremad.py", {"generate_demo", "preprocess@demo"}),
+        ("datasets/avmnist/build.py", {"preprocess@demo"}),
+    ):
         with (proj / "src/g2d" / path).open("a") as module:
             module.write("\n# edited\n")
         assert set(json.loads(run(["dvc", "status", "--json"], proj).stdout)) == stale, path

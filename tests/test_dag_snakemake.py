@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from dag_helpers import copy_project, run
 from g2d.config.params import load_params
+
+from dag_helpers import copy_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -19,14 +20,19 @@ pytestmark = pytest.mark.slow
 def job_counts(output: str) -> dict[str, int]:
     """Parse the 'Job stats' table of a Snakemake run or dry run."""
     table = output.split("Job stats:", 1)[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M)
-            if m.group(1) != "total"}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M)
+        if m.group(1) != "total"
+    }
 
 
 def report_files(html: str) -> dict[str, bytes]:
     """The files a Snakemake HTML report embeds (as base64 data URIs), by file name."""
-    return {m.group(1): base64.b64decode(m.group(2))
-            for m in re.finditer(r"data:[\w/+.-]+(?:;charset=[\w-]+)?;filename=([^;\"]+);base64,([A-Za-z0-9+/=]+)", html)}
+    return {
+        m.group(1): base64.b64decode(m.group(2))
+        for m in re.finditer(r"data:[\w/+.-]+(?:;charset=[\w-]+)?;filename=([^;\"]+);base64,([A-Za-z0-9+/=]+)", html)
+    }
 
 
 def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
@@ -34,8 +40,15 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
     smk = ["snakemake", "--cores", "2", "--configfile", "config/presets/tiny.yaml"]
     first = run(smk, proj)
     assert job_counts(first.stderr + first.stdout) == {
-        "generate_demo": 1, "preprocess": 1, "train_teachers": 1, "score": 1, "train_student": 2, "evaluate": 2,
-        "report": 1, "all": 1}
+        "generate_demo": 1,
+        "preprocess": 1,
+        "train_teachers": 1,
+        "score": 1,
+        "train_student": 2,
+        "evaluate": 2,
+        "report": 1,
+        "all": 1,
+    }
     summary = json.loads((proj / "reports/summary.json").read_text())
     assert set(summary["demo"]["methods"]) == {"joint", "g2d"}
     report = (proj / "reports/report.md").read_text()
@@ -66,8 +79,14 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
     assert all(embedded[name].startswith(b"\x89PNG") for name in figures)
 
     # what only changes speed (loading mode, DataLoader and preprocessing workers) reruns nothing
-    (proj / "speed.yaml").write_text(json.dumps({"data": {"loading": "stream", "workers": 2, "memory_fraction": 0.1},
-                                                 "datasets": {"demo": {"preprocess": {"workers": 2}}}}))
+    (proj / "speed.yaml").write_text(
+        json.dumps(
+            {
+                "data": {"loading": "stream", "workers": 2, "memory_fraction": 0.1},
+                "datasets": {"demo": {"preprocess": {"workers": 2}}},
+            }
+        )
+    )
     speed = run(smk + ["speed.yaml", "-n"], proj)
     assert "Nothing to be done" in speed.stdout + speed.stderr
 
@@ -80,15 +99,27 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
         (proj / f"augment-{name}.yaml").write_text(json.dumps({"datasets": {"demo": {"augment": augment}}}))
         changed = run(smk + [f"augment-{name}.yaml", "-n"], proj)
         assert job_counts(changed.stdout + changed.stderr) == {
-            **rerun, "score": 1, "train_student": 2, "evaluate": 2, "report": 1, "all": 1}, name
+            **rerun,
+            "score": 1,
+            "train_student": 2,
+            "evaluate": 2,
+            "report": 1,
+            "all": 1,
+        }, name
 
     with_ablations = smk[:-1] + ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"]
     ablations = run(with_ablations, proj)
-    params = load_params([proj / "params.yaml", proj / "config/presets/tiny.yaml",
-                          proj / "config/presets/ablations-tiny.yaml"])
+    params = load_params(
+        [proj / "params.yaml", proj / "config/presets/tiny.yaml", proj / "config/presets/ablations-tiny.yaml"]
+    )
     new_methods = len(params.methods) - 2
     assert job_counts(ablations.stderr + ablations.stdout) == {
-        "train_student": new_methods, "evaluate": new_methods, "ablate": len(params.ablations), "report": 1, "all": 1}
+        "train_student": new_methods,
+        "evaluate": new_methods,
+        "ablate": len(params.ablations),
+        "report": 1,
+        "all": 1,
+    }
     report = (proj / "reports/report.md").read_text()
     assert "| T^audio | T^video | " + " | ".join(params.methods) + " |" in report
     summary = json.loads((proj / "reports/summary.json").read_text())["demo"]["ablations"]
@@ -101,8 +132,13 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
             for variant in ablation.overrides():
                 assert set(summary[name]["variants"][variant]["methods"][method]) >= {"fused", "audio", "video"}
 
-    student_side = {"train_student": len(params.methods), "evaluate": len(params.methods),
-                    "ablate": len(params.ablations), "report": 1, "all": 1}
+    student_side = {
+        "train_student": len(params.methods),
+        "evaluate": len(params.methods),
+        "ablate": len(params.ablations),
+        "report": 1,
+        "all": 1,
+    }
     changed = run(with_ablations + ["-n", "--config", "tau1=2"], proj)
     assert job_counts(changed.stdout + changed.stderr) == student_side
 
@@ -113,10 +149,11 @@ def test_snakemake_runs_everything_then_only_the_student_side(tmp_path):
         module.write("\n# edited\n")
     edited = run(with_ablations + ["-n"], proj)
     assert "Nothing to be done" in edited.stdout + edited.stderr
-    for path, stale in (("methods/g2d.py", student_side),
-                        ("stages/train_teachers.py", {**student_side, "train_teachers": 1, "score": 1}),
-                        ("datasets/cremad.py", {**student_side, "train_teachers": 1, "score": 1, "preprocess": 1,
-                                                "generate_demo": 1})):
+    for path, stale in (
+        ("methods/g2d.py", student_side),
+        ("stages/train_teachers.py", {**student_side, "train_teachers": 1, "score": 1}),
+        ("datasets/cremad.py", {**student_side, "train_teachers": 1, "score": 1, "preprocess": 1, "generate_demo": 1}),
+    ):
         with (proj / "src/g2d" / path).open("a") as module:
             module.write("\n# edited\n")
         edited = run(with_ablations + ["-n"], proj)

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dag_helpers import copy_project, run
 from g2d import dvc_yaml, pipeline
 from g2d.config.params import deep_merge, load_params, params_from_dict, read_yaml
 from g2d.datasets import SOURCES
 from g2d.rules import RuleParts
+
+from dag_helpers import copy_project, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -62,11 +63,13 @@ def test_dvc_yaml_declares_each_stage_of_the_pipeline():
         assert [dvc_to_pipeline(p) for p in stage["params"]] == list(spec.params), spec.name
         deps = _paths(stage.get("deps"))
         # a dataset's source: every registered source's code (DVC cannot look it up from `source`)
-        code = [p.format(source_module=m) if "{source_module}" in p else p
-                for p in spec.code_paths for m in (sorted(pipeline.source_modules().values())
-                                                   if "{source_module}" in p else [None])]
-        assert deps[len(deps) - len(code):] == code, spec.name
-        data = deps[:len(deps) - len(code)]
+        code = [
+            p.format(source_module=m) if "{source_module}" in p else p
+            for p in spec.code_paths
+            for m in (sorted(pipeline.source_modules().values()) if "{source_module}" in p else [None])
+        ]
+        assert deps[len(deps) - len(code) :] == code, spec.name
+        data = deps[: len(deps) - len(code)]
         assert data == (["runs"] if spec.name == "report" else list(spec.deps)), spec.name
         if spec.wildcards and spec.wildcards != ("dataset",):
             assert DVC[spec.name]["matrix"] == {w: "${" + pipeline.WILDCARDS[w] + "}" for w in spec.wildcards}
@@ -99,6 +102,7 @@ def test_no_stage_reads_a_param_that_only_changes_speed():
 # ---- code deps ----
 # Resolved against this checkout's src/ (not whichever g2d is installed).
 
+
 def _module_file(name: str) -> Path | None:
     """The file of g2d module `name` under ROOT/src: its .py file or its package's __init__.py."""
     base = ROOT / "src" / name.replace(".", "/")
@@ -124,7 +128,7 @@ def _imports(path: Path) -> set[str]:
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             if base.startswith("g2d"):
                 names.update(f"{base}.{a.name}" if _module_file(f"{base}.{a.name}") else base for a in node.names)
         elif isinstance(node, ast.Import):
@@ -206,12 +210,16 @@ def test_the_import_check_finds_what_a_stage_leaves_out():
     without_types = dataclasses.replace(student, code=tuple(c for c in student.code if c != "types.py"))
     assert any(p.endswith("imports g2d.types") for p in _undeclared(without_types))
     # the methods are loaded by name (get_method), not imported
-    without_methods = dataclasses.replace(student, code=tuple(c for c in student.code if c != "methods")
-                                          + ("methods/__init__.py", "methods/losses.py", "methods/confidence.py"))
+    without_methods = dataclasses.replace(
+        student,
+        code=tuple(c for c in student.code if c != "methods")
+        + ("methods/__init__.py", "methods/losses.py", "methods/confidence.py"),
+    )
     assert "src/g2d/training/student.py imports g2d.methods.g2d" in _undeclared(without_methods)
 
 
 # ---- Snakemake ----
+
 
 def rule_parts(overlay: dict) -> RuleParts:
     config = deep_merge(read_yaml(ROOT / "params.yaml"), overlay)
@@ -263,15 +271,23 @@ def dry_run_jobs(output: str) -> list[dict[str, str]]:
 
 def expected_inputs(spec: pipeline.Stage, w: dict[str, str], params) -> list[str]:
     """pipeline.py's deps then code for one job: placeholders not among the job's wildcards over every value."""
-    lists = {"dataset": list(params.datasets), "seed": params.seeds, "method": params.methods,
-             "ablation": list(params.ablations)}
+    lists = {
+        "dataset": list(params.datasets),
+        "seed": params.seeds,
+        "method": params.methods,
+        "ablation": list(params.ablations),
+    }
     values = dict(w)
     if "dataset" in w:
         dataset = params.datasets[w["dataset"]]
         source = _module_file(SOURCES[dataset.source])
-        values.update(raw_dir=dataset.raw_dir, source=dataset.source,
-                      source_module=(source.parent if source.name == "__init__.py" else source)
-                      .relative_to(ROOT / pipeline.SRC).as_posix())
+        values.update(
+            raw_dir=dataset.raw_dir,
+            source=dataset.source,
+            source_module=(source.parent if source.name == "__init__.py" else source)
+            .relative_to(ROOT / pipeline.SRC)
+            .as_posix(),
+        )
     out = []
     for template in spec.deps + spec.code_paths:
         combos = [{}]

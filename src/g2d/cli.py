@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from g2d import pipeline
 from g2d.config.params import Params, load_params
 from g2d.config.schema import ConfigError
 from g2d.datasets import RawDataError
-
 
 VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
 
@@ -24,8 +23,11 @@ def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> 
     """A stage file's path for this command's dataset/seed/method (see g2d.pipeline); with --ablation,
     a student file of that variant; with `root`, variant files go under `root` instead of their
     ablation's folder (the temporary folder that `ablate` swaps into place)."""
-    values = {k: getattr(args, k) for k in ("dataset", "seed", "method", "ablation", "variant")
-              if getattr(args, k, None) is not None}
+    values = {
+        k: getattr(args, k)
+        for k in ("dataset", "seed", "method", "ablation", "variant")
+        if getattr(args, k, None) is not None
+    }
     if "ablation" in values and template in VARIANT_FILES:
         template = pipeline.in_variant(template)
     path = Path(pipeline.fill(template, **values))
@@ -54,43 +56,72 @@ def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
 def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import preprocess
 
-    preprocess.run(params, args.dataset, _path(pipeline.PROCESSED, args), _path(pipeline.PREPROCESS_REPORT, args),
-                   args.workers)
+    preprocess.run(
+        params, args.dataset, _path(pipeline.PROCESSED, args), _path(pipeline.PREPROCESS_REPORT, args), args.workers
+    )
 
 
 def cmd_train_teachers(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import train_teachers
 
-    train_teachers.run(params, args.dataset, args.seed, _path(pipeline.PROCESSED, args),
-                       _path(pipeline.TEACHERS, args), _path(pipeline.RESUME, args))
+    train_teachers.run(
+        params,
+        args.dataset,
+        args.seed,
+        _path(pipeline.PROCESSED, args),
+        _path(pipeline.TEACHERS, args),
+        _path(pipeline.RESUME, args),
+    )
 
 
 def cmd_score(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import score
 
-    score.run(params, _path(pipeline.PROCESSED, args), _path(pipeline.TEACHERS, args), _path(pipeline.SCORES, args),
-              _path(pipeline.TEACHER_METRICS, args), _path(pipeline.TEACHER_PLOT, args),
-              augment=params.datasets[args.dataset].augment, seed=args.seed)
+    score.run(
+        params,
+        _path(pipeline.PROCESSED, args),
+        _path(pipeline.TEACHERS, args),
+        _path(pipeline.SCORES, args),
+        _path(pipeline.TEACHER_METRICS, args),
+        _path(pipeline.TEACHER_PLOT, args),
+        augment=params.datasets[args.dataset].augment,
+        seed=args.seed,
+    )
 
 
 def cmd_train_student(params: Params, args: argparse.Namespace, root: Path | None = None) -> None:
     from g2d.stages import train_student
 
-    train_student.run(_run_params(params, args), args.dataset, args.method, args.seed,
-                      _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args), _path(pipeline.TEACHERS, args),
-                      _path(pipeline.STUDENT, args, root), _path(pipeline.STUDENT_LOG, args, root),
-                      _path(pipeline.RESUME, args))
+    train_student.run(
+        _run_params(params, args),
+        args.dataset,
+        args.method,
+        args.seed,
+        _path(pipeline.PROCESSED, args),
+        _path(pipeline.SCORES, args),
+        _path(pipeline.TEACHERS, args),
+        _path(pipeline.STUDENT, args, root),
+        _path(pipeline.STUDENT_LOG, args, root),
+        _path(pipeline.RESUME, args),
+    )
 
 
 def cmd_evaluate(params: Params, args: argparse.Namespace, root: Path | None = None) -> None:
     from g2d.stages import evaluate
 
-    result = evaluate.run(_run_params(params, args), _path(pipeline.PROCESSED, args), _path(pipeline.SCORES, args),
-                          _path(pipeline.STUDENT, args, root), _path(pipeline.EVAL, args, root))
+    result = evaluate.run(
+        _run_params(params, args),
+        _path(pipeline.PROCESSED, args),
+        _path(pipeline.SCORES, args),
+        _path(pipeline.STUDENT, args, root),
+        _path(pipeline.EVAL, args, root),
+    )
     fused = result["test"]["fused"]
     name = "/".join(str(getattr(args, k)) for k in ("ablation", "variant") if getattr(args, k) is not None)
-    print(f"{args.dataset}/seed{args.seed}/{name + '/' if name else ''}{args.method}: test "
-          + ", ".join(f"{k}={v:.4f}" for k, v in fused.items()))
+    print(
+        f"{args.dataset}/seed{args.seed}/{name + '/' if name else ''}{args.method}: test "
+        + ", ".join(f"{k}={v:.4f}" for k, v in fused.items())
+    )
 
 
 def cmd_ablate(params: Params, args: argparse.Namespace) -> None:
@@ -98,8 +129,10 @@ def cmd_ablate(params: Params, args: argparse.Namespace) -> None:
     from g2d.io.atomic_dir import atomic_dir
 
     if args.ablation not in params.ablations:
-        raise ConfigError(f"--ablation: {args.ablation!r} is not in params' ablations "
-                          f"({', '.join(params.ablations) or 'none defined'})")
+        raise ConfigError(
+            f"--ablation: {args.ablation!r} is not in params' ablations "
+            f"({', '.join(params.ablations) or 'none defined'})"
+        )
     ablation = params.ablations[args.ablation]
     with atomic_dir(_path(pipeline.ABLATION, args)) as tmp:
         for variant in ablation.overrides():
@@ -112,8 +145,9 @@ def cmd_ablate(params: Params, args: argparse.Namespace) -> None:
 def cmd_report(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import report
 
-    report.run(params, Path("."), Path(pipeline.REPORT), Path(pipeline.SUMMARY), Path(pipeline.FIGURES),
-               Path(pipeline.CURVES))
+    report.run(
+        params, Path("."), Path(pipeline.REPORT), Path(pipeline.SUMMARY), Path(pipeline.FIGURES), Path(pipeline.CURVES)
+    )
     print(f"report written to {pipeline.REPORT}")
 
 
@@ -131,10 +165,16 @@ def cmd_check(params: Params, args: argparse.Namespace) -> None:
 
     for line in optimizer_warnings(params):
         print(f"g2d check: warning: {line}", file=sys.stderr)
-    print(f"params OK: datasets {', '.join(params.datasets)}; methods {', '.join(params.methods)}; "
-          f"seeds {', '.join(map(str, params.seeds))}; ablations "
-          + ("; ".join(f"{name} ({', '.join(a.overrides())} x {', '.join(a.methods)})"
-                       for name, a in params.ablations.items()) or "none"))
+    print(
+        f"params OK: datasets {', '.join(params.datasets)}; methods {', '.join(params.methods)}; "
+        f"seeds {', '.join(map(str, params.seeds))}; ablations "
+        + (
+            "; ".join(
+                f"{name} ({', '.join(a.overrides())} x {', '.join(a.methods)})" for name, a in params.ablations.items()
+            )
+            or "none"
+        )
+    )
 
 
 COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
@@ -142,11 +182,13 @@ COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tup
     "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
     "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
     "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
-    "train-student": (cmd_train_student, "train the multimodal student with one method",
-                      ("dataset", "seed", "method")),
+    "train-student": (cmd_train_student, "train the multimodal student with one method", ("dataset", "seed", "method")),
     "evaluate": (cmd_evaluate, "test metrics of a trained student", ("dataset", "seed", "method")),
-    "ablate": (cmd_ablate, "train and evaluate every variant x method of one ablation",
-               ("dataset", "seed", "ablation")),
+    "ablate": (
+        cmd_ablate,
+        "train and evaluate every variant x method of one ablation",
+        ("dataset", "seed", "ablation"),
+    ),
     "report": (cmd_report, "tables, figures and curves over every run", ()),
     "check": (cmd_check, "validate params and exit", ()),
     "preset": (cmd_preset, "merge a preset file (e.g. config/presets/paper.yaml) into params.yaml", ("preset",)),
@@ -178,15 +220,27 @@ TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="g2d", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", dest="global_params", action="append", default=[], metavar="FILE",
-                        help="params file before the command (same as after it)")
+    parser = argparse.ArgumentParser(
+        prog="g2d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--params",
+        dest="global_params",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="params file before the command (same as after it)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text, options) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--params", action="append", default=None, metavar="FILE",
-                       help="params file; repeat to overlay (default: params.yaml)")
+        p.add_argument(
+            "--params",
+            action="append",
+            default=None,
+            metavar="FILE",
+            help="params file; repeat to overlay (default: params.yaml)",
+        )
         p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
         if "dataset" in options:
             p.add_argument("--dataset", required=True, help="a key of `datasets` in params.yaml")

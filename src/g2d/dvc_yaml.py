@@ -105,8 +105,10 @@ def _dump(data: Any, indent: int) -> str:
 
 def render() -> str:
     """The text of dvc.yaml: each stage with its doc as a comment, then the plots."""
-    stages = [textwrap.indent(textwrap.fill(spec.doc, 98), "  # ") + "\n" + _dump({spec.name: stage_entry(spec)}, 2)
-              for spec in pipeline.STAGES]
+    stages = [
+        textwrap.indent(textwrap.fill(spec.doc, 98), "  # ") + "\n" + _dump({spec.name: stage_entry(spec)}, 2)
+        for spec in pipeline.STAGES
+    ]
     plots = _dump({"plots": [{path: spec} for path, spec in pipeline.PLOTS.items()]}, 0)
     return HEADER + "stages:\n" + "\n".join(stages) + "\n" + plots
 
@@ -114,5 +116,11 @@ def render() -> str:
 def diff(path: Path) -> str:
     """What `g2d dvc-yaml` would change in `path` (a unified diff; empty when up to date)."""
     current = path.read_text() if path.is_file() else ""
-    return "".join(difflib.unified_diff(current.splitlines(keepends=True), render().splitlines(keepends=True),
-                                        f"{path} (committed)", f"{path} ({COMMAND})"))
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            render().splitlines(keepends=True),
+            f"{path} (committed)",
+            f"{path} ({COMMAND})",
+        )
+    )

@@ -62,9 +62,24 @@ AUGMENT = "datasets.{dataset}.augment"
 # bank's size (`views`) never retrains a teacher.
 CROP_PARAMS = tuple(f"{AUGMENT}.{key}" for key in ("kind", "modalities", "scale", "ratio", "flip"))
 
-STUDENT_PARAMS = ("datasets.{dataset}.encoders", "datasets.{dataset}.student", AUGMENT, "tau1", "tau2", "tau3", "alpha",
-                  "beta", "temperature", "fusion", *FUSION_SECTIONS, "smp", *METHOD_SECTIONS, "teacher_cache",
-                  "eval_batch_size", *OPTIM)
+STUDENT_PARAMS = (
+    "datasets.{dataset}.encoders",
+    "datasets.{dataset}.student",
+    AUGMENT,
+    "tau1",
+    "tau2",
+    "tau3",
+    "alpha",
+    "beta",
+    "temperature",
+    "fusion",
+    *FUSION_SECTIONS,
+    "smp",
+    *METHOD_SECTIONS,
+    "teacher_cache",
+    "eval_batch_size",
+    *OPTIM,
+)
 
 # Params that change only how fast a stage runs, never what it writes: no stage depends on them, so
 # changing one reruns nothing. `data` (memory or streamed loading, DataLoader workers) gives the same
@@ -85,10 +100,24 @@ SRC = "src/g2d"
 # for a source with parts (see source_module). DVC's templating cannot compute this path from the
 # dataset's `source`, so dvc.yaml's preprocess stage depends on every registered source's code.
 SOURCE_MODULE = "{source_module}"
-RAW_TO_HDF5 = ("datasets/common.py", "datasets/parallel.py", "datasets/splits.py", "transforms/audio.py",
-               "transforms/video.py", "transforms/degrade.py", "io")  # shared by every source
-CREMAD = ("datasets/cremad.py", "datasets/common.py", "datasets/parallel.py", "datasets/splits.py", "transforms/audio.py",
-          "transforms/video.py", "io")  # the CREMA-D source and what it imports
+RAW_TO_HDF5 = (
+    "datasets/common.py",
+    "datasets/parallel.py",
+    "datasets/splits.py",
+    "transforms/audio.py",
+    "transforms/video.py",
+    "transforms/degrade.py",
+    "io",
+)  # shared by every source
+CREMAD = (
+    "datasets/cremad.py",
+    "datasets/common.py",
+    "datasets/parallel.py",
+    "datasets/splits.py",
+    "transforms/audio.py",
+    "transforms/video.py",
+    "io",
+)  # the CREMA-D source and what it imports
 READ = ("io", "types.py", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches
 MODEL = ("models", "training/optim.py", "training/checkpoint.py")
 FIT = ("training/engine.py",)
@@ -146,40 +175,90 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("generate_demo", "The demo dataset's raw files, in CREMA-D's layout (its class names come from cremad.py, "
-          "so its code is cremad.py and what that imports too).",
-          outs=(RAW_DEMO,), params=("demo",), code=("stages/generate_demo.py", "datasets/demo.py", *CREMAD)),
-    Stage("preprocess", "Raw files -> HDF5, one job per dataset; the code is its source's module and the shared "
-          "transforms (here every source's: DVC cannot look up a dataset's source's module).",
-          wildcards=("dataset",), deps=("{raw_dir}",), outs=(PROCESSED, PREPROCESS_REPORT),
-          params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess"),
-          code=("stages/preprocess.py", SOURCE_MODULE, *RAW_TO_HDF5)),
-    Stage("train_teachers", "One unimodal teacher per modality, per dataset x seed.",
-          wildcards=("dataset", "seed"), deps=(PROCESSED,), outs=(TEACHERS,),
-          params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", *OPTIM),
-          code=("stages/train_teachers.py", *READ, *MODEL, *TEACHER)),
-    Stage("score", "The teachers' features, logits and confidence, cached for every student (and the view bank).",
-          wildcards=("dataset", "seed"), deps=(PROCESSED, TEACHERS), outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT),
-          params=(AUGMENT, "eval_batch_size", "device"),
-          code=("stages/score.py", *READ, *MODEL, *TEACHER, *PREDICT, "plots.py")),
-    Stage("train_student", "The multimodal student, one job per dataset x seed x method.",
-          wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, TEACHERS), outs=(STUDENT, STUDENT_LOG),
-          params=STUDENT_PARAMS, code=("stages/train_student.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE)),
-    Stage("evaluate", "Test metrics of a trained student.",
-          wildcards=("dataset", "seed", "method"), deps=(PROCESSED, SCORES, STUDENT), outs=(), metrics=(EVAL,),
-          params=("eval_batch_size", "device"),
-          code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, "training/probe.py")),
-    Stage("ablate", "One job per dataset x seed x ablation (params.yaml's `ablations`; none by default): DVC's "
-          "templating cannot take a product whose lists depend on the ablation, so each job trains and "
-          "evaluates all of its variant x method runs.",
-          wildcards=("dataset", "seed", "ablation"), deps=(PROCESSED, SCORES, TEACHERS), outs=(ABLATION,),
-          params=(*STUDENT_PARAMS, "ablations.{ablation}"),
-          code=("stages/train_student.py", "stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE,
-                *PREDICT, "training/probe.py")),
-    Stage("report", "Tables, figures and curves over every run.",
-          deps=(EVAL, STUDENT_LOG, TEACHERS, ABLATION), outs=(REPORT, FIGURES, CURVES), metrics=(SUMMARY,),
-          params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations"),
-          code=("stages/report.py", "plots.py", "io")),
+    Stage(
+        "generate_demo",
+        "The demo dataset's raw files, in CREMA-D's layout (its class names come from cremad.py, "
+        "so its code is cremad.py and what that imports too).",
+        outs=(RAW_DEMO,),
+        params=("demo",),
+        code=("stages/generate_demo.py", "datasets/demo.py", *CREMAD),
+    ),
+    Stage(
+        "preprocess",
+        "Raw files -> HDF5, one job per dataset; the code is its source's module and the shared "
+        "transforms (here every source's: DVC cannot look up a dataset's source's module).",
+        wildcards=("dataset",),
+        deps=("{raw_dir}",),
+        outs=(PROCESSED, PREPROCESS_REPORT),
+        params=("datasets.{dataset}.source", "datasets.{dataset}.raw_dir", "datasets.{dataset}.preprocess"),
+        code=("stages/preprocess.py", SOURCE_MODULE, *RAW_TO_HDF5),
+    ),
+    Stage(
+        "train_teachers",
+        "One unimodal teacher per modality, per dataset x seed.",
+        wildcards=("dataset", "seed"),
+        deps=(PROCESSED,),
+        outs=(TEACHERS,),
+        params=("datasets.{dataset}.encoders", *CROP_PARAMS, "teacher", *OPTIM),
+        code=("stages/train_teachers.py", *READ, *MODEL, *TEACHER),
+    ),
+    Stage(
+        "score",
+        "The teachers' features, logits and confidence, cached for every student (and the view bank).",
+        wildcards=("dataset", "seed"),
+        deps=(PROCESSED, TEACHERS),
+        outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT),
+        params=(AUGMENT, "eval_batch_size", "device"),
+        code=("stages/score.py", *READ, *MODEL, *TEACHER, *PREDICT, "plots.py"),
+    ),
+    Stage(
+        "train_student",
+        "The multimodal student, one job per dataset x seed x method.",
+        wildcards=("dataset", "seed", "method"),
+        deps=(PROCESSED, SCORES, TEACHERS),
+        outs=(STUDENT, STUDENT_LOG),
+        params=STUDENT_PARAMS,
+        code=("stages/train_student.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE),
+    ),
+    Stage(
+        "evaluate",
+        "Test metrics of a trained student.",
+        wildcards=("dataset", "seed", "method"),
+        deps=(PROCESSED, SCORES, STUDENT),
+        outs=(),
+        metrics=(EVAL,),
+        params=("eval_batch_size", "device"),
+        code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, "training/probe.py"),
+    ),
+    Stage(
+        "ablate",
+        "One job per dataset x seed x ablation (params.yaml's `ablations`; none by default): DVC's "
+        "templating cannot take a product whose lists depend on the ablation, so each job trains and "
+        "evaluates all of its variant x method runs.",
+        wildcards=("dataset", "seed", "ablation"),
+        deps=(PROCESSED, SCORES, TEACHERS),
+        outs=(ABLATION,),
+        params=(*STUDENT_PARAMS, "ablations.{ablation}"),
+        code=(
+            "stages/train_student.py",
+            "stages/evaluate.py",
+            *READ,
+            *MODEL,
+            *TEACHER,
+            *STUDENT_CODE,
+            *PREDICT,
+            "training/probe.py",
+        ),
+    ),
+    Stage(
+        "report",
+        "Tables, figures and curves over every run.",
+        deps=(EVAL, STUDENT_LOG, TEACHERS, ABLATION),
+        outs=(REPORT, FIGURES, CURVES),
+        metrics=(SUMMARY,),
+        params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations"),
+        code=("stages/report.py", "plots.py", "io"),
+    ),
 )
 
 
@@ -207,12 +286,22 @@ def in_variant(template: str) -> str:
         return VARIANT_RESUME
     if not template.startswith(RUN + "/{method}/"):
         raise ValueError(f"{template}: not a per-method student file")
-    return ABLATION + "/{variant}" + template[len(RUN):]
+    return ABLATION + "/{variant}" + template[len(RUN) :]
 
 
 # What a copy of the project needs for both front ends to run it (the code deps under src/ included).
-PROJECT_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", "config", "src", ".dvcignore", ".gitignore",
-                 ".dvc/config", ".dvc/.gitignore")
+PROJECT_FILES = (
+    "Snakefile",
+    "workflow",
+    "dvc.yaml",
+    "params.yaml",
+    "config",
+    "src",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+)
 
 
 def copy_project(root: Path, dest: Path) -> Path:

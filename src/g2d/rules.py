@@ -12,8 +12,9 @@ import hashlib
 import itertools
 import json
 import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -76,11 +77,13 @@ def without_speed_only(key: str, value: Any, wildcards: Wildcards) -> Any:
     parts = key.split(".")
     for speed in pipeline.SPEED_ONLY:
         pattern = [str(wildcards.get(p[1:-1], p)) if p.startswith("{") else p for p in speed.split(".")]
-        if _matches(pattern[:len(parts)], parts[:len(pattern)]) and len(pattern) <= len(parts):
-            raise ValueError(f"g2d.pipeline: {key!r} is a param of a stage, but SPEED_ONLY says {speed!r} "
-                             "changes nothing a stage writes")
-        if len(pattern) > len(parts) and _matches(pattern[:len(parts)], parts):
-            value = _drop(value, pattern[len(parts):])
+        if _matches(pattern[: len(parts)], parts[: len(pattern)]) and len(pattern) <= len(parts):
+            raise ValueError(
+                f"g2d.pipeline: {key!r} is a param of a stage, but SPEED_ONLY says {speed!r} "
+                "changes nothing a stage writes"
+            )
+        if len(pattern) > len(parts) and _matches(pattern[: len(parts)], parts):
+            value = _drop(value, pattern[len(parts) :])
     return value
 
 
@@ -100,8 +103,10 @@ class RuleParts:
             return [path]
         if where.is_dir():
             return sorted(p.relative_to(self.root).as_posix() for p in where.rglob("*.py"))
-        raise FileNotFoundError(f"{where}: missing; the rules depend on the code each stage runs (g2d.pipeline, "
-                                "Stage.code): run Snakemake in the project's root, with its src/ folder")
+        raise FileNotFoundError(
+            f"{where}: missing; the rules depend on the code each stage runs (g2d.pipeline, "
+            "Stage.code): run Snakemake in the project's root, with its src/ folder"
+        )
 
     def _expand(self, template: str, values: dict[str, Any]) -> list[str]:
         """A dep's paths for one job: its own placeholders filled, any other wildcard over every value."""
@@ -109,8 +114,10 @@ class RuleParts:
         unknown = [name for name in rest if name not in pipeline.WILDCARDS]
         if unknown:
             raise KeyError(f"{template}: placeholder {unknown[0]!r} is neither a wildcard nor a dataset field")
-        return [pipeline.fill(template, **values, **dict(zip(rest, combo)))
-                for combo in itertools.product(*(self.lists[name] for name in rest))]
+        return [
+            pipeline.fill(template, **values, **dict(zip(rest, combo)))
+            for combo in itertools.product(*(self.lists[name] for name in rest))
+        ]
 
     def _values(self, wildcards: Wildcards) -> dict[str, Any]:
         """A job's wildcards and, for a dataset's job, the dataset's fields (raw_dir, source) and where
