@@ -23,7 +23,7 @@ from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, s
 from g2d.datasets.parallel import ordered_map
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.dataset_file import SPLITS, DatasetMeta
-from g2d.transforms.audio import fit_length, load_audio, log_spectrogram, spectrogram_shape
+from g2d.transforms.audio import ClipAudioParams, fit_length, load_audio, log_spectrogram, spectrogram_shape
 from g2d.transforms.video import sample_frames
 
 SOURCE = "cremad"
@@ -42,22 +42,13 @@ Get CREMA-D from https://github.com/CheyneyComputerScience/CREMA-D (its files ar
 
 
 @dataclass(frozen=True)
-class AudioParams:
+class AudioParams(ClipAudioParams):
     """How a clip's sound becomes a log-spectrogram (defaults: the reference's)."""
 
-    sample_rate: int = 22050
-    duration: float = 3.0
-    n_fft: int = 512
     hop_length: int = 353
 
-    @property
-    def n_samples(self) -> int:
-        return int(round(self.duration * self.sample_rate))
-
     def validate(self, where: str) -> None:
-        require(self.sample_rate > 0, f"{where}.sample_rate", "must be a positive rate in Hz")
-        require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
-        require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
+        super().validate(where)
         require(self.hop_length > 0, f"{where}.hop_length", "must be a positive number of samples")
         require(
             self.n_fft <= self.n_samples,

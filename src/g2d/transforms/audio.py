@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+from g2d.config.schema import require
+
 LOG_EPS = 1e-7
+
+
+@dataclass(frozen=True)
+class ClipAudioParams:
+    """What every source's audio settings share: a clip's rate, length and STFT window. Each source
+    subclasses it with its own defaults and the fields of its spectrogram."""
+
+    sample_rate: int = 22050
+    duration: float = 3.0
+    n_fft: int = 512
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.duration * self.sample_rate))
+
+    def validate(self, where: str) -> None:
+        require(self.sample_rate > 0, f"{where}.sample_rate", "must be a positive rate in Hz")
+        require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
+        require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
 
 
 class AudioDecodeError(ValueError):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from g2d.config.schema import require
 from g2d.io.dataset_file import SPLITS
+from g2d.transforms.audio import ClipAudioParams
 
 
 @dataclass(frozen=True)
@@ -34,23 +35,16 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
-class AudioParams:
+class AudioParams(ClipAudioParams):
     """Recording -> log-mel spectrogram of n_mels x frames."""
 
     sample_rate: int = 8000
     duration: float = 1.0
-    n_fft: int = 512
     n_mels: int = 112
     frames: int = 112
 
-    @property
-    def n_samples(self) -> int:
-        return int(round(self.duration * self.sample_rate))
-
     def validate(self, where: str) -> None:
-        require(self.sample_rate > 0, f"{where}.sample_rate", "must be a positive rate in Hz")
-        require(self.duration > 0, f"{where}.duration", "must be a positive number of seconds")
-        require(self.n_fft > 0, f"{where}.n_fft", "must be a positive window length")
+        super().validate(where)
         require(self.n_mels > 0, f"{where}.n_mels", "must be a positive number of mel bands")
         require(
             2 <= self.frames <= self.n_samples,
