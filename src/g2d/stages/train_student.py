@@ -21,7 +21,7 @@ from g2d.training import checkpoint
 from g2d.training.augment import BankViews, CropSource, fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
-from g2d.training.optim import resolve_device
+from g2d.training.optim import optimisation_settings, resolve_device
 from g2d.training.student import train_student
 from g2d.training.teacher import load_teachers
 
@@ -43,17 +43,10 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
         "temperature": params.temperature,
         "fusion": params.fusion,
         **fusion_knobs,
-        "optimizer": params.optimizer,
-        "init": params.init,
-        "lr": params.lr,
-        "momentum": params.momentum,
-        "weight_decay": params.weight_decay,
-        "scheduler": asdict(params.scheduler),
-        "batch_size": params.batch_size,
+        **optimisation_settings(params),
         "smp": asdict(params.smp),
         "teacher_cache": params.teacher_cache,
         "encoders": params.datasets[dataset].encoders,
-        "device": params.device,
     }
 
 

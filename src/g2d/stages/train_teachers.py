@@ -17,7 +17,7 @@ from g2d.training import checkpoint
 from g2d.training.augment import fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
-from g2d.training.optim import resolve_device
+from g2d.training.optim import optimisation_settings, resolve_device
 from g2d.training.teacher import teacher_path, train_teacher
 
 
@@ -26,14 +26,7 @@ def teacher_settings(params: Params, dataset: str) -> dict:
     return {
         "encoders": params.datasets[dataset].encoders,
         "teacher": asdict(params.teacher),
-        "optimizer": params.optimizer,
-        "init": params.init,
-        "lr": params.lr,
-        "momentum": params.momentum,
-        "weight_decay": params.weight_decay,
-        "scheduler": asdict(params.scheduler),
-        "batch_size": params.batch_size,
-        "device": params.device,
+        **optimisation_settings(params),
         **augment_settings(params, dataset),
     }
 

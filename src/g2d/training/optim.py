@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from g2d.config.params import Params
+
+
+def optimisation_settings(params: Params) -> dict[str, Any]:
+    """The params every trained model (teacher or student) depends on: how it is initialised and
+    optimised, and where; part of each stage's resume fingerprint."""
+    return {
+        "optimizer": params.optimizer,
+        "init": params.init,
+        "lr": params.lr,
+        "momentum": params.momentum,
+        "weight_decay": params.weight_decay,
+        "scheduler": asdict(params.scheduler),
+        "batch_size": params.batch_size,
+        "device": params.device,
+    }
 
 
 def build_optimizer(
