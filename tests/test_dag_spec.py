@@ -22,7 +22,7 @@ from dag_helpers import copy_project, run
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # What a stage's code may import without declaring it (see the comment above pipeline.SRC).
-PLUMBING = {"g2d", "g2d.cli", "g2d.pipeline", "g2d.registry", "g2d.datasets", "g2d.methods", "g2d.models"}
+PLUMBING = {"g2d", "g2d.cli", "g2d.errors", "g2d.pipeline", "g2d.registry", "g2d.datasets", "g2d.methods", "g2d.models"}
 
 
 def test_dvc_yaml_is_generated_from_the_pipeline():

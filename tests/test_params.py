@@ -192,7 +192,7 @@ def ablation(**spec):
         ),
         ({"values": ["late", "late"]}, r"ablations.abl.values: variant names must be distinct"),
         ({"names": ["a"]}, r"ablations.abl.names: give one name per value \(2\)"),
-        ({"names": ["a b", "c"]}, r"ablations.abl.names\[0\]: variant name 'a b' is not a file name"),
+        ({"names": ["a b", "c"]}, r"ablations.abl.names\[0\]: variant name 'a b' is not a plain folder name"),
         ({"methods": ["g2d", "magic"]}, r"ablations.abl.methods\[1\]: unknown method 'magic'"),
         ({"methods": []}, r"ablations.abl.methods: name at least one"),
         ({"values": []}, r"ablations.abl.values: give at least one value"),

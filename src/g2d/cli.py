@@ -14,7 +14,8 @@ from pathlib import Path
 from g2d import pipeline
 from g2d.config.params import Params, load_params
 from g2d.config.schema import ConfigError
-from g2d.datasets import RawDataError
+from g2d.errors import G2DError, describe_os_error
+from g2d.rules import check_config_file
 
 VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
 
@@ -49,7 +50,7 @@ def _run_params(params: Params, args: argparse.Namespace) -> Params:
 def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import generate_demo
 
-    summary = generate_demo.run(params, Path(args.out))
+    summary = generate_demo.run(params, Path(args.out), args.force)
     print(f"demo dataset written to {args.out}: {summary}")
 
 
@@ -224,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="g2d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an expected error too (bad params, bad input, full disk)",
+    )
+    parser.add_argument(
         "--params",
         dest="global_params",
         action="append",
@@ -258,10 +264,33 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
             p.add_argument("--out", default=pipeline.RAW_DEMO, help="output folder")
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="replace --out even if it holds files that are not an earlier demo's",
+            )
     dvc = sub.add_parser("dvc-yaml", help=TOOLS["dvc-yaml"][1], description=TOOLS["dvc-yaml"][1])
     dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
     dvc.add_argument("--check", action="store_true", help="write nothing; exit 1 and show the diff if it differs")
     return parser
+
+
+def check_targets(params: Params, args: argparse.Namespace) -> None:
+    """--dataset, --method and --seed name what params define, before any file is opened."""
+    dataset = getattr(args, "dataset", None)
+    if dataset is not None and dataset not in params.datasets:
+        raise ConfigError(
+            f"--dataset: {dataset!r} is not a dataset of params; defined: {', '.join(params.datasets) or 'none'}"
+        )
+    method = getattr(args, "method", None)
+    if method is not None:
+        from g2d.methods import METHODS
+
+        if method not in METHODS:
+            raise ConfigError(f"--method: unknown method {method!r}; choose from {', '.join(METHODS)}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed: {seed} is negative; seeds are non-negative integers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,14 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return TOOLS[args.command][0](args)
     try:
         files = args.global_params + (args.params or [])
+        for file in files:
+            check_config_file(file)
         params = load_params(files or ["params.yaml"])
+        check_targets(params, args)
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         COMMANDS[args.command][0](params, args)
-    except (ConfigError, RawDataError, FileNotFoundError) as exc:
-        print(f"g2d {args.command}: error: {exc}", file=sys.stderr)
+    except (G2DError, OSError) as exc:
+        if args.debug:
+            raise
+        message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"g2d {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

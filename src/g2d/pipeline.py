@@ -91,10 +91,11 @@ SPEED_ONLY = ("data", "datasets.{dataset}.preprocess.workers")
 
 # The code each stage runs, as paths under src/g2d (a folder: every module in it). Not listed, for
 # any stage: what validates params and hands a stage its params and paths, which are deps of their
-# own: cli.py, config/, pipeline.py, registry.py and the registries (the __init__ modules of
-# datasets/, methods/ and models/; a registered module a stage loads by name is among its code). io/
-# is listed whole (the file formats and atomic writes), so that its modules may be split or moved
-# within it. tests/test_dag_spec.py checks that every g2d module a stage's code imports is listed.
+# own: cli.py, config/, errors.py (the error types), pipeline.py, registry.py and the registries (the
+# __init__ modules of datasets/, methods/ and models/; a registered module a stage loads by name is
+# among its code). io/ is listed whole (the file formats and atomic writes), so that its modules may
+# be split or moved within it. tests/test_dag_spec.py checks that every g2d module a stage's code
+# imports is listed.
 SRC = "src/g2d"
 # A dataset's source (its `source`, named in g2d.datasets.SOURCES): its module, or its package folder
 # for a source with parts (see source_module). DVC's templating cannot compute this path from the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 
 from g2d import pipeline
 from g2d.config.params import Params
+from g2d.config.schema import ConfigError
 from g2d.io.atomic import write_text
 
 Wildcards = Mapping[str, str]
@@ -34,9 +36,34 @@ def write_config(config: Mapping[str, Any], folder: Path = Path(".snakemake/g2d"
     every job of a run reads exactly what Snakemake read, and runs with other configs do not clash."""
     text = yaml.safe_dump(dict(config), sort_keys=True)
     path = folder / f"params-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
-    if not path.is_file():
+    if not _holds(path, text):  # absent, or truncated or edited since: its name no longer matches its content
         write_text(path, text)
     return path
+
+
+CONFIG_NAME = re.compile(r"params-([0-9a-f]{16})\.yaml")
+
+
+def check_config_file(path: str | Path) -> None:
+    """Refuse a merged config whose content no longer has the hash in its name (truncated or edited after
+    write_config wrote it): a job would otherwise run with settings nobody chose."""
+    path = Path(path)
+    match = CONFIG_NAME.fullmatch(path.name)
+    if match is None or not path.is_file():
+        return
+    if hashlib.sha256(path.read_bytes()).hexdigest()[:16] != match[1]:
+        raise ConfigError(
+            f"{path}: its content does not match the hash in its name (truncated or edited after Snakemake wrote "
+            "it); rerun snakemake, which writes it again"
+        )
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Whether `path` holds exactly `text`."""
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def shell_prefix(params_file: Path) -> str:

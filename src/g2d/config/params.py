@@ -55,7 +55,8 @@ class TeacherParams:
         require(self.epochs > 0, f"{where}.epochs", "must be a positive number of epochs")
 
 
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+# A plain folder name: letters, digits, _ + - and dots inside (never `.` or `..`, never hidden).
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_+-]([A-Za-z0-9_.+-]*[A-Za-z0-9_+-])?$")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ class AblationParams:
             require(
                 VARIANT_NAME.match(name) is not None,
                 f"{where}.{'names' if self.names else 'values'}[{i}]",
-                f"variant name {name!r} is not a file name (letters, digits, _ . + -): set `names`",
+                f"variant name {name!r} is not a plain folder name (letters, digits, _ + -, and dots inside): "
+                "set `names`",
             )
         require(
             len(set(names)) == len(names),
@@ -331,6 +333,10 @@ class Params:
         """Everything but the ablations section (a variant re-checks these after its overrides)."""
         require(len(self.seeds) > 0, "seeds", "give at least one seed, e.g. [0]")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", "seeds must be distinct")
+        for i, seed in enumerate(self.seeds):
+            require(
+                seed >= 0, f"seeds[{i}]", f"{seed} is negative; seeds are non-negative integers (file names use them)"
+            )
         require(len(self.datasets) > 0, "datasets", "name at least one dataset to run")
         require(len(self.methods) > 0, "methods", f"name at least one of {', '.join(METHODS)}")
         for i, method in enumerate(self.methods):

@@ -8,15 +8,18 @@ when params are loaded; the rest of the code receives typed objects and never re
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Collection, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from g2d.errors import G2DError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(G2DError, ValueError):
     """A params value is wrong; the message names the key and the allowed values."""
 
 
@@ -102,14 +105,19 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {_show(value)}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, str):
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
+        number: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        if number is None:
             raise ConfigError(f"{key}: expected a number, got {_show(value)}")
-        return float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: {value!r} is not a finite number; give a finite value")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {_show(value)}")

@@ -20,13 +20,15 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from g2d.errors import G2DError
+
 SOURCES: dict[str, str] = {
     "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
 }
 
 
-class RawDataError(RuntimeError):
+class RawDataError(G2DError, RuntimeError):
     """Raw input is missing or unusable; the message names the file and how to fix it."""
 
 
