@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from g2d.errors import RunError
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
 from g2d.types import Batch, EpochBatches
@@ -60,8 +61,22 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]  # the keys come back as a tensor (checkpoints hold no numpy arrays)
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
+
+
+def check_finite_loss(logs: dict[str, float], desc: str, epoch: int, batch: int, resume_file: Path) -> None:
+    """Stop a run whose loss turned NaN or infinite: it would train on to the end and select garbage."""
+    bad = {k: v for k, v in logs.items() if "loss" in k and not math.isfinite(v)}
+    if not bad:
+        return
+    terms = ", ".join(f"{k} = {v}" for k, v in sorted(bad.items()))
+    kept = f"; the state after epoch {epoch - 1} is kept in {resume_file}" if epoch > 1 else ""
+    raise RunError(
+        f"{desc}: the loss became non-finite at epoch {epoch}, batch {batch} ({terms}). Lower lr, check the "
+        f"dataset file for extreme values, or lower the weight of that term{kept}"
+    )
 
 
 def fit(
@@ -93,7 +108,14 @@ def fit(
     start = 1
     if resume_file.is_file():
         state = checkpoint.load(resume_file)
-        if state.get("fingerprint") == fingerprint:
+        code = checkpoint.code_version()
+        if state.get("fingerprint") == fingerprint and state.get("code") != code:
+            print(
+                f"{desc}: ignoring {resume_file}: it was written by g2d code "
+                f"{state.get('code', 'of unknown version')}, and this is {code}; training starts over from epoch 1",
+                file=sys.stderr,
+            )
+        elif state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -126,8 +148,9 @@ def fit(
         model.train()
         sums: dict[str, float] = {}
         seen = 0
-        for batch in batches():
+        for number, batch in enumerate(batches(), start=1):
             logs = step(batch, epoch)
+            check_finite_loss(logs, desc, epoch, number, resume_file)
             n = len(batch.index)
             seen += n
             for key, value in logs.items():
@@ -153,6 +176,7 @@ def fit(
             resume_file,
             {
                 "fingerprint": fingerprint,
+                "code": checkpoint.code_version(),
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
