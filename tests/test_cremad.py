@@ -87,10 +87,11 @@ def test_too_many_skipped_clips_fail_without_a_dataset_file(raw: Path, tmp_path:
     with pytest.raises(RawDataError) as error:
         preprocess("strict", raw, tiny_cremad_params(max_skipped_fraction=0.0), out, report, workers=1)
     message = str(error.value)
-    assert f"{BAD_WAV}.wav" in message and f"{BAD_VIDEO}.flv" in message and str(report) in message
+    failed = tmp_path / "strict_report.failed.json"
+    assert f"{BAD_WAV}.wav" in message and f"{BAD_VIDEO}.flv" in message and str(failed) in message
     assert "max_skipped_fraction" in message
-    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
-    assert len(json.loads(report.read_text())["skipped"]) == 3
+    assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp"))
+    assert len(json.loads(failed.read_text())["skipped"]) == 3
 
 
 def test_worker_count_does_not_change_the_output(raw: Path, processed: tuple[Path, dict], tmp_path: Path) -> None:

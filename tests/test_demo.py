@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import soundfile
 
+from g2d.cli import main
 from g2d.config.schema import ConfigError, parse
-from g2d.datasets import demo
+from g2d.datasets import RawDataError, demo
 from g2d.datasets.cremad import CLASS_NAMES, check_raw, parse_clip
 from g2d.transforms.video import sample_frames
 
+from conftest import ROOT
 from conftest_data import TINY_DEMO, write_tiny_raw
 
 
@@ -30,7 +32,7 @@ def test_layout_and_counts(raw: Path) -> None:
     flvs = sorted(p.stem for p in (raw / "VideoFlash").iterdir())
     assert wavs == flvs and len(wavs) == 4 * 2 * 6
     assert (raw / "README.txt").read_text().startswith("Synthetic CREMA-D")
-    assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == [demo.MARKER]
     with open(raw / "processedResults" / "summaryTable.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == [
@@ -77,11 +79,29 @@ def test_generate_replaces_an_existing_folder_only_on_success(tmp_path: Path) ->
     out.mkdir()
     (out / "stale.txt").write_text("old")
     with pytest.raises(cv2.error):
-        demo.generate(out, dataclasses.replace(TINY_DEMO, frame_size=0))
+        demo.generate(out, dataclasses.replace(TINY_DEMO, frame_size=0), force=True)
     assert (out / "stale.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
-    summary = demo.generate(out, dataclasses.replace(TINY_DEMO, actors=3, sentences=1))
+    summary = demo.generate(out, dataclasses.replace(TINY_DEMO, actors=3, sentences=1), force=True)
     assert summary["clips"] == 18 and summary["classes"] == list(CLASS_NAMES)
     assert not (out / "stale.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    # an earlier demo (marked) is replaced without --force
+    demo.generate(out, dataclasses.replace(TINY_DEMO, actors=2, sentences=1))
+    assert len(list((out / "AudioWAV").iterdir())) == 12
+
+
+def test_generate_refuses_to_replace_a_folder_of_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(RawDataError, match=r"mine: holds 1 files or folders and is not a demo folder.*--force"):
+        demo.generate(out, TINY_DEMO)
+    assert (out / "thesis.tex").read_text() == "years of work"
+    assert main(["generate-demo", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 2
+    assert (out / "thesis.tex").read_text() == "years of work"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo.generate(empty, TINY_DEMO)  # an empty folder holds nothing to lose
+    assert (empty / demo.MARKER).is_file()
 
 
 def test_informative_fractions_are_effective() -> None:

@@ -30,10 +30,12 @@ IMAGE_MODALITIES: tuple[str, ...] = ("right",)
 
 @dataclass(frozen=True)
 class Params:
-    """Rows per split; rows whose number is divisible by `skip_every` stand for unreadable files."""
+    """Rows per split; rows whose number is divisible by `skip_every` stand for unreadable files, and
+    those divisible by `nan_every` hold a NaN (a corrupt input that decodes)."""
 
     rows: int = 6
     skip_every: int = 0
+    nan_every: int = 0
     max_skipped_fraction: float = 0.2
     workers: int = 1
 
@@ -61,11 +63,15 @@ def preprocess(
             if params.skip_every and n % params.skip_every == 0:
                 yield Skipped(str(n), f"{raw_dir}/{n}.bin", "unreadable")
             else:
+                left = np.full((1, 2, 2), n, np.float32)
+                if params.nan_every and n % params.nan_every == 1:
+                    left[0, 1, 0] = np.nan
                 yield Sample(
                     SPLITS[n // params.rows],
-                    {"left": np.full((1, 2, 2), n, np.float32), "right": np.full((1, 3, 3), n, np.uint8)},
+                    {"left": left, "right": np.full((1, 3, 3), n, np.uint8)},
                     n % 2,
                     str(n),
+                    origin={"left": f"{raw_dir}/{n}.bin"},
                 )
 
     def report(counts: Mapping[str, int], skipped: Sequence[Skipped]) -> dict[str, Any]:
@@ -125,6 +131,7 @@ def test_a_registered_source_validates_and_preprocesses(registered, tmp_path):
         "source": SOURCE,
         "rows": 4,
         "skip_every": 5,
+        "nan_every": 0,
         "max_skipped_fraction": 0.25,
     }
     train = load_split(tmp_path / "nums.h5", "train")
@@ -163,8 +170,35 @@ def test_too_many_skips_or_an_empty_split_write_the_report_and_no_dataset_file(
     params = numbers_params(tmp_path, **preprocess)
     with pytest.raises(RawDataError, match=message):
         preprocess_stage.run(params, "nums", tmp_path / "nums.h5", tmp_path / "nums.report.json")
-    assert not (tmp_path / "nums.h5").exists() and (tmp_path / "nums.report.json").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["nums.report.json"]  # no temporary file left either
+    assert not (tmp_path / "nums.h5").exists() and (tmp_path / "nums.report.failed.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["nums.report.failed.json"]  # no temporary file left either
+
+
+def test_samples_holding_nan_are_skipped_and_named(registered, tmp_path):
+    out, report = tmp_path / "nums.h5", tmp_path / "nums.report.json"
+    preprocess_stage.run(numbers_params(tmp_path, rows=4, nan_every=6), "nums", out, report)
+    skipped = json.loads(report.read_text())["skipped"]
+    assert skipped == [
+        {"clip": str(n), "file": f"{tmp_path}/{n}.bin", "reason": "left holds non-finite values (NaN or Inf)"}
+        for n in (1, 7)
+    ]
+    for split in SPLITS:
+        assert np.isfinite(load_split(out, split).inputs["left"]).all()
+    with pytest.raises(RawDataError, match=r"(?s)3 of 12 rows.*/1.bin: left holds non-finite values"):
+        preprocess_stage.run(numbers_params(tmp_path, rows=4, nan_every=4), "nums", out, report)
+
+
+def test_a_failed_run_leaves_the_previous_dataset_file_and_its_report_as_they_were(registered, tmp_path):
+    out, report = tmp_path / "out" / "nums.h5", tmp_path / "out" / "nums.report.json"
+    preprocess_stage.run(numbers_params(tmp_path), "nums", out, report)
+    before = out.read_bytes(), report.read_bytes()
+    with pytest.raises(RawDataError, match="max_skipped_fraction"):
+        preprocess_stage.run(numbers_params(tmp_path, rows=4, skip_every=2), "nums", out, report)
+    assert (out.read_bytes(), report.read_bytes()) == before  # the pair still describes each other
+    failed = json.loads((tmp_path / "out" / "nums.report.failed.json").read_text())
+    assert len(failed["skipped"]) == 6
+    preprocess_stage.run(numbers_params(tmp_path), "nums", out, report)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["nums.h5", "nums.report.json"]  # the failure is over
 
 
 def test_a_failing_write_closes_the_samples_generator(tmp_path):

@@ -4,23 +4,26 @@ A source finds its raw inputs and decodes them into `Sample`s (or `Skipped` reco
 at fault, so one bad input never stops the stage); `write_dataset` does the rest: it appends the
 samples to the dataset file in the order given, with progress, collects the skips, writes the
 `<dataset>.report.json` and fails without a dataset file if too many inputs were lost or a split
-came out empty. The file appears only once complete (DatasetWriter writes it atomically).
+came out empty. The file and its report appear only once complete, together; a failed run leaves the
+previous pair untouched and writes its own report to `<dataset>.report.failed.json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from g2d.datasets import RawDataError
-from g2d.io.atomic import write_json
+from g2d.io.atomic import atomic_path, write_json
 from g2d.io.dataset_file import DatasetMeta, DatasetWriter
 
 SHOWN_SKIPS = 5
@@ -43,6 +46,18 @@ class Sample:
     arrays: Mapping[str, np.ndarray]
     label: int | float
     id: str
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)  # modality -> the raw file it came from
+
+
+def non_finite(sample: Sample) -> Skipped | None:
+    """A skip record if the sample holds NaN or Inf (a corrupt input, which would turn the loss into NaN)."""
+    for modality, array in sample.arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            where = sample.origin.get(modality, f"{modality} of sample {sample.id}")
+            return Skipped(sample.id, where, f"{modality} holds non-finite values (NaN or Inf)")
+    if isinstance(sample.label, float) and not math.isfinite(sample.label):
+        return Skipped(sample.id, sample.origin.get("label", f"label of sample {sample.id}"), "the label is not finite")
+    return None
 
 
 Report = Callable[[Mapping[str, int], Sequence[Skipped]], dict[str, Any]]  # (rows per split, skips) -> report
@@ -68,33 +83,51 @@ def write_dataset(
 
     `skipped` are inputs left out before decoding; with the skipped samples they must stay within
     `max_skipped_fraction` of the `found` inputs (`what`, e.g. "CREMA-D clips"), and every split needs
-    a sample, or the report is written, the dataset file is not, and RawDataError names the problem.
+    a sample, or neither file is replaced, the report goes to `<dataset>.report.failed.json`, and
+    RawDataError names the problem.
     A generator of samples is closed when writing ends or fails (stopping its worker processes).
     """
     lost = list(skipped)
+    failed = failed_report_path(report_path)
     try:
-        with DatasetWriter(out_path, meta, shapes) as writer:
+        # The report and the dataset file are one outcome: both replace their predecessors, or neither does
+        # (a failed run's report goes to `failed` instead, beside the previous, still valid, pair).
+        with atomic_path(report_path) as report_tmp, DatasetWriter(out_path, meta, shapes) as writer:
             progress = tqdm(samples, total=total, desc=f"{meta.dataset}: {unit}s", unit=unit, file=sys.stderr)
             for outcome in progress:
+                if isinstance(outcome, Sample):
+                    outcome = non_finite(outcome) or outcome
                 if isinstance(outcome, Skipped):
                     lost.append(outcome)
                 else:
                     writer.append(outcome.split, outcome.arrays, outcome.label, outcome.id)
             counts = writer.counts()
             out = report(counts, lost)
-            write_json(report_path, out)
-            check_skipped(meta.dataset, what, found, lost, max_skipped_fraction, report_path)
-            empty = [s for s, n in counts.items() if n == 0]
-            if empty:
-                raise RawDataError(
-                    f"splits {empty} of {meta.dataset} have no usable {unit} (see {report_path}); "
-                    f"add data or change datasets.{meta.dataset}.preprocess.split"
-                )
+            try:
+                check_skipped(meta.dataset, what, found, lost, max_skipped_fraction, failed)
+                empty = [s for s, n in counts.items() if n == 0]
+                if empty:
+                    raise RawDataError(
+                        f"splits {empty} of {meta.dataset} have no usable {unit} (see {failed}); "
+                        f"add data or change datasets.{meta.dataset}.preprocess.split"
+                    )
+            except RawDataError:
+                write_json(failed, out)
+                raise
+            write_json(report_tmp, out)
+        failed.unlink(missing_ok=True)
     finally:
         close = getattr(samples, "close", None)
         if callable(close):
             close()
     return out
+
+
+def failed_report_path(report_path: str | os.PathLike[str]) -> Path:
+    """Where a failed preprocessing run's report goes: `<dataset>.report.failed.json`, beside the report of
+    the last run that succeeded (which still describes the dataset file)."""
+    path = Path(report_path)
+    return path.with_name(f"{path.stem}.failed{path.suffix}")
 
 
 def skip_fields(found: int, skipped: Sequence[Skipped]) -> dict[str, Any]:
@@ -138,5 +171,6 @@ def check_skipped(
     raise RawDataError(
         f"{len(skipped)} of {found} {what} ({fraction:.1%}) could not be used, more than "
         f"datasets.{dataset}.preprocess.max_skipped_fraction = {limit}:\n{shown}{more}\nThe full list is in "
-        f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; no dataset file was written."
+        f"{report_path}. Replace or remove those files, or raise max_skipped_fraction; the dataset file and its "
+        "report were not replaced."
     )

@@ -298,7 +298,8 @@ def process_clip(job: Job, audio: AudioParams, video: VideoParams) -> Sample | S
         frames = sample_frames(job.video, video.fps, video.frames, video.size)
     except Exception as exc:
         return Skipped(job.clip.name, str(job.video), reason(exc, job.video))
-    return Sample(job.split, {"audio": spectrogram, "video": frames}, job.clip.label, job.clip.name)
+    origin = {"audio": str(job.wav), "video": str(job.video)}
+    return Sample(job.split, {"audio": spectrogram, "video": frames}, job.clip.label, job.clip.name, origin)
 
 
 def warm_up(audio: AudioParams) -> None:

@@ -19,14 +19,10 @@ the same params give the same files, and changing one modality's knobs leaves th
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from g2d.config.schema import require
+from g2d.datasets import RawDataError
 from g2d.datasets.cremad import CLASS_NAMES
+from g2d.io.atomic_dir import atomic_dir
 
 SENTENCES: tuple[str, ...] = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 FIRST_ACTOR = 1001
@@ -125,11 +123,14 @@ class ClipPlan:
     streams: tuple[np.random.SeedSequence, np.random.SeedSequence]
 
 
-def generate(out_dir: str | Path, params: Params) -> dict[str, Any]:
-    """Write the synthetic CREMA-D tree to `out_dir`, replacing it only once all files are written."""
+def generate(out_dir: str | Path, params: Params, force: bool = False) -> dict[str, Any]:
+    """Write the synthetic CREMA-D tree to `out_dir`, replacing it only once all files are written, and
+    only if it is empty or an earlier demo (or `force`)."""
     target = Path(out_dir)
+    check_replaceable(target, force)
     plans = plan_clips(params)
-    with _staging_dir(target) as staging:
+    with atomic_dir(target) as staging:
+        (staging / MARKER).write_text("written by `g2d generate-demo`; it may replace this folder\n", encoding="utf-8")
         for folder in ("AudioWAV", "VideoFlash", "processedResults"):
             (staging / folder).mkdir()
         for plan in plans:
@@ -147,6 +148,23 @@ def generate(out_dir: str | Path, params: Params) -> dict[str, Any]:
         }
         (staging / "README.txt").write_text(readme(params, summary), encoding="utf-8")
     return summary
+
+
+MARKER = ".g2d-demo"  # the file that marks a folder as generate-demo's output, which a new demo may replace
+
+
+def check_replaceable(target: Path, force: bool) -> None:
+    """Refuse to replace a folder of someone's files: only an empty one or an earlier demo (marked)."""
+    if force or not target.exists() or (target / MARKER).is_file():
+        return
+    if not target.is_dir():
+        raise RawDataError(f"{target}: exists and is not a folder; choose another --out, or pass --force to replace it")
+    held = sum(1 for _ in target.rglob("*"))
+    if held:
+        raise RawDataError(
+            f"{target}: holds {held} files or folders and is not a demo folder (no {MARKER} marker); generate-demo "
+            "replaces its --out whole, so it refuses. Choose another --out, or pass --force to replace it"
+        )
 
 
 def plan_clips(params: Params) -> list[ClipPlan]:
@@ -332,23 +350,3 @@ def readme(params: Params, summary: dict[str, Any]) -> str:
         f"video {summary['video_informative_clips']}.\n\n"
         f"Params:\n{json.dumps(dataclasses.asdict(params), indent=2, sort_keys=True)}\n"
     )
-
-
-@contextlib.contextmanager
-def _staging_dir(target: Path) -> Iterator[Path]:
-    """Yield an empty sibling folder; move it onto `target` only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        os.chmod(staging, 0o755)
-        yield staging
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)

@@ -9,14 +9,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from g2d.io.atomic import remove_stale_temps, temp_prefix, umask
+
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temporary folder; on success it replaces `path`, on failure it is removed."""
+    """Yield an empty temporary folder; on success it replaces `path`, on failure it is removed. The
+    folder gets the umask's mode, as a plain mkdir would (not mkdtemp's 0700)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~umask())
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old")

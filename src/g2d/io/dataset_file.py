@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import h5py
 import numpy as np
 
+from g2d.errors import RunError
 from g2d.io import check_schema_version
 from g2d.io.atomic import atomic_path
 
@@ -179,12 +180,21 @@ class StreamedSplit:
 
 
 def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitReader:
-    """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`)."""
+    """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`); an empty
+    split is an error here, before any statistics or batches divide by its size."""
     if loading == "memory":
-        return load_split(path, split)
-    if loading == "stream":
-        return StreamedSplit(path, split)
-    raise ValueError(f"loading must be 'memory' or 'stream', got {loading!r}")
+        reader: SplitReader = load_split(path, split)
+    elif loading == "stream":
+        reader = StreamedSplit(path, split)
+    else:
+        raise ValueError(f"loading must be 'memory' or 'stream', got {loading!r}")
+    if len(reader) == 0:
+        reader.close()
+        raise RunError(
+            f"{path}: split {split!r} has no rows; this file was not written by a successful `g2d preprocess` "
+            "(which refuses empty splits): run `g2d preprocess` for its dataset again"
+        )
+    return reader
 
 
 class DatasetWriter:

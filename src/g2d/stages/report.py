@@ -9,6 +9,7 @@ OGM-GE's or AGM's). Each ablation in params gets a table (paper Tables 4-7) and 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,10 +22,14 @@ from g2d.io.atomic_dir import atomic_dir
 from g2d.plots import plot_teacher_confidence, plot_test_bars, plot_training_curves
 
 
-def mean_std(values: Sequence[float]) -> dict[str, Any]:
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": std, "values": list(values)}
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and std over seeds of the finite values; a value that is undefined (null in a run's JSON,
+    e.g. R² of a constant target) is left out and counted, and none at all gives a null mean."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    mean = statistics.fmean(finite) if finite else None
+    std = statistics.stdev(finite) if len(finite) > 1 else (0.0 if finite else None)
+    shown = [float(v) if v is not None and math.isfinite(v) else None for v in values]
+    return {"mean": mean, "std": std, "values": shown, "undefined": len(values) - len(finite)}
 
 
 def _read(path: Path) -> Any:
@@ -37,7 +42,15 @@ def _read(path: Path) -> Any:
 
 
 def _fmt(stat: dict[str, Any], scale: float) -> str:
-    return f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
+    if stat["mean"] is None:
+        return "n/a"
+    text = f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
+    return text + f" ({stat['undefined']} undefined)" if stat.get("undefined") else text
+
+
+def _bar(stat: dict[str, Any]) -> tuple[float, float]:
+    """A bar's height and error: an undefined mean draws no bar (NaN), never a made-up value."""
+    return (math.nan, 0.0) if stat["mean"] is None else (stat["mean"], stat["std"])
 
 
 def aggregate(runs: Sequence[dict[str, Any]], modalities: Sequence[str], metric_names: Sequence[str]) -> dict[str, Any]:
@@ -97,9 +110,9 @@ def weak_modality(
         for m, r in branch_ratios(joint_log, teacher_logs, classification).items():
             ratios[m].append(r)
     stats = {m: mean_std(v) for m, v in ratios.items()}
-    weak = min(modalities, key=lambda m: stats[m]["mean"])
+    weak = min(modalities, key=lambda m: math.inf if stats[m]["mean"] is None else stats[m]["mean"])
     metric = "accuracy" if classification else "MSE"
-    shown = ", ".join(f"{m} {stats[m]['mean']:.2f}" for m in modalities)
+    shown = ", ".join(f"{m} {_fmt(stats[m], 1.0).split(' ± ')[0]}" for m in modalities)
     return {
         "modality": weak,
         "ratios": stats,
@@ -323,11 +336,9 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
                     ablation_table(s, name, main_metric, main_scale),
                     "",
                 ]
-            bars = {f"T^{m}": {m: (t[main_metric]["mean"], t[main_metric]["std"])} for m, t in s["teachers"].items()}
+            bars = {f"T^{m}": {m: _bar(t[main_metric])} for m, t in s["teachers"].items()}
             for method, e in s["methods"].items():
-                bars[method] = {
-                    o: (e[o][main_metric]["mean"], e[o][main_metric]["std"]) for o in ["fused", *s["modalities"]]
-                }
+                bars[method] = {o: _bar(e[o][main_metric]) for o in ["fused", *s["modalities"]]}
             bar_png = f"{dataset}_test_{main_metric}.png"
             plot_test_bars(bars, fig_tmp / bar_png, f"{dataset}: test {main_metric}", main_metric)
             sections += [f"![test {main_metric}](figures/{bar_png})", ""]

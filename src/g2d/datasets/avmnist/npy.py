@@ -69,6 +69,10 @@ def from_npy(dataset: str, root: Path, params: Params, out_path: Path, report_pa
                     },
                     int(part["labels"][row]),
                     f"{POOL[split]}{int(row):05d}",
+                    origin={
+                        "audio": f"{root / 'audio' / f'{POOL[split]}_data.npy'} row {int(row)}",
+                        "image": f"{root / 'image' / f'{POOL[split]}_data.npy'} row {int(row)}",
+                    },
                 )
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
