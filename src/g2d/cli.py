@@ -15,6 +15,7 @@ from g2d import pipeline
 from g2d.config.params import Params, load_params
 from g2d.config.schema import ConfigError
 from g2d.errors import G2DError, describe_os_error
+from g2d.io.project_lock import project_lock
 from g2d.rules import check_config_file
 
 VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
@@ -275,6 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NOT_STAGES = ("check", "preset")  # commands that write no pipeline output, so take no project lock
+
+
+def _job_name(args: argparse.Namespace) -> str:
+    """The command and its targets, as the project lock shows them (`train-student demo 0 g2d`)."""
+    parts = [str(getattr(args, k)) for k in ("dataset", "seed", "method", "ablation") if getattr(args, k, None)]
+    return " ".join([args.command, *parts])
+
+
+def check_dataset_file(params: Params, args: argparse.Namespace) -> None:
+    """A stage that reads a dataset file first checks that it was made with today's preprocessing params."""
+    from g2d.io.dataset_file import check_preprocessing
+
+    if args.command in ("generate-demo", "preprocess") or getattr(args, "dataset", None) is None:
+        return
+    path = _path(pipeline.PROCESSED, args)
+    if path.is_file():  # a missing file is the stage's own error, which names the stage to run
+        ds = params.datasets[args.dataset]
+        check_preprocessing(path, args.dataset, ds.source, ds.preprocess)
+
+
 def check_targets(params: Params, args: argparse.Namespace) -> None:
     """--dataset, --method and --seed name what params define, before any file is opened."""
     dataset = getattr(args, "dataset", None)
@@ -307,7 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        COMMANDS[args.command][0](params, args)
+        if args.command in NOT_STAGES:
+            COMMANDS[args.command][0](params, args)
+        else:
+            with project_lock(Path("."), _job_name(args)):
+                check_dataset_file(params, args)
+                COMMANDS[args.command][0](params, args)
     except (G2DError, OSError) as exc:
         if args.debug:
             raise

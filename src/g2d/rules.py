@@ -67,8 +67,9 @@ def _holds(path: Path, text: str) -> bool:
 
 
 def shell_prefix(params_file: Path) -> str:
-    """What runs before each rule's command: bash's strict mode and $G2D."""
-    return f"set -euo pipefail; {G2D}={shlex.quote(f'g2d --params {params_file}')}; "
+    """What runs before each rule's command: bash's strict mode, $G2D, and the front end's name for the
+    project lock (g2d.io.project_lock)."""
+    return f"set -euo pipefail; export G2D_FRONTEND=snakemake; {G2D}={shlex.quote(f'g2d --params {params_file}')}; "
 
 
 def lookup(config: Mapping[str, Any], key: str) -> Any:
