@@ -186,6 +186,15 @@ class RuleParts:
 
         return values
 
+    def resources(self, name: str) -> dict[str, Callable[[Wildcards], int]]:
+        """The cluster resources of the stage's jobs (params' `resources`, per dataset where set), under
+        the names Snakemake's executors read: mem_mb, runtime (minutes) and gpu (the SLURM plugin's)."""
+
+        def field(key: str) -> Callable[[Wildcards], int]:
+            return lambda wildcards: getattr(self.validated.resources.job(name, wildcards.get("dataset")), key)
+
+        return {"mem_mb": field("mem_mb"), "runtime": field("runtime"), "gpu": field("gpus")}
+
     def log(self, name: str) -> str:
         return pipeline.stage(name).log()
 

@@ -27,6 +27,7 @@ wildcard_constraints:
 stage_inputs = RULES.inputs
 stage_params = RULES.params
 stage_log = RULES.log
+stage_resources = RULES.resources
 stage_shell = RULES.shell
 
 

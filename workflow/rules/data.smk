@@ -10,6 +10,8 @@ rule generate_demo:
         p=stage_params("generate_demo"),
     log:
         stage_log("generate_demo"),
+    resources:
+        **stage_resources("generate_demo"),
     conda:
         ENV
     shell:
@@ -25,6 +27,8 @@ rule preprocess:
         p=stage_params("preprocess"),
     log:
         stage_log("preprocess"),
+    resources:
+        **stage_resources("preprocess"),
     threads: lambda w: PARAMS.datasets[w.dataset].preprocess.workers
     conda:
         ENV

@@ -209,6 +209,65 @@ def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class JobResources:
+    """What one job of a stage asks a cluster scheduler for (Snakemake's `resources`; local runs ignore
+    them): memory in MB, wall time in minutes, GPUs."""
+
+    mem_mb: int = 4000
+    runtime: int = 60
+    gpus: int = 0
+
+    def validate(self, where: str) -> None:
+        require(self.mem_mb > 0, f"{where}.mem_mb", "must be a positive number of MB")
+        require(self.runtime > 0, f"{where}.runtime", "must be a positive number of minutes")
+        require(self.gpus >= 0, f"{where}.gpus", "must be 0 or more")
+
+
+# The resources params.yaml documents (tests/test_params.py checks they agree); a key left out of
+# `resources.stages` keeps its value here.
+STAGE_RESOURCES: dict[str, dict[str, int]] = {
+    "generate_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
+    "preprocess": {"mem_mb": 8000, "runtime": 240, "gpus": 0},
+    "train_teachers": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
+    "score": {"mem_mb": 16000, "runtime": 120, "gpus": 1},
+    "train_student": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
+    "evaluate": {"mem_mb": 8000, "runtime": 60, "gpus": 1},
+    "ablate": {"mem_mb": 16000, "runtime": 2880, "gpus": 1},
+    "report": {"mem_mb": 4000, "runtime": 30, "gpus": 0},
+}
+
+
+@dataclass(frozen=True)
+class ResourcesParams:
+    """Cluster resources per stage (`stages`: the fields given replace STAGE_RESOURCES'), and per dataset
+    where a dataset needs more (`datasets.<name>.<stage>`: the fields given replace the stage's)."""
+
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+    datasets: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        given = self.stages
+        merged = {stage: {**values, **given.get(stage, {})} for stage, values in STAGE_RESOURCES.items()}
+        object.__setattr__(self, "stages", {**given, **merged})
+
+    def job(self, stage: str, dataset: str | None = None) -> JobResources:
+        """The resources of one job of `stage` (for `dataset`, if the stage runs per dataset)."""
+        extra = self.datasets.get(dataset or "", {}).get(stage, {})
+        return JobResources(**{**self.stages.get(stage, {}), **extra})
+
+    def validate(self, where: str) -> None:
+        from g2d import pipeline
+
+        names = [s.name for s in pipeline.STAGES]
+        tables = [(f"{where}.stages.{stage}", stage, values) for stage, values in self.stages.items()]
+        for dataset, stages in self.datasets.items():
+            tables += [(f"{where}.datasets.{dataset}.{stage}", stage, values) for stage, values in stages.items()]
+        for key, stage, values in tables:
+            require(stage in names, key, f"not a stage; stages: {', '.join(names)}")
+            parse(JobResources, values, key)
+
+
+@dataclass(frozen=True)
 class DatasetParams:
     """One dataset to run: its raw source, where the raw files are, per-modality encoders, `student`:
     overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
@@ -251,6 +310,7 @@ class Params:
     teacher_cache: bool = True
     device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
+    resources: ResourcesParams = field(default_factory=ResourcesParams)
     demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
@@ -325,6 +385,12 @@ class Params:
 
     def check(self) -> None:
         """Everything that spans keys, once the params are assembled (`params_from_dict` calls it)."""
+        for name in self.resources.datasets:
+            require(
+                name in self.datasets,
+                f"resources.datasets.{name}",
+                f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}",
+            )
         self.validate_knobs()
         self.validate_dataset_overrides()
         self.validate_ablations()
