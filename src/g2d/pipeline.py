@@ -49,7 +49,6 @@ FIGURES = "reports/figures"
 CURVES = "reports/curves"
 
 DIRECTORIES = frozenset({RAW_DEMO, TEACHERS, ABLATION, FIGURES, CURVES})  # outputs that are folders
-UNCACHED = frozenset({REPORT})  # outputs DVC leaves out of its cache, as it does every metrics file
 PLOTS: dict[str, dict[str, object]] = {CURVES: {"x": "epoch", "y": ["train", "val", "coeff"]}}  # dvc plots show
 LOGS = "logs"  # Snakemake's per-job log files
 
