@@ -23,6 +23,7 @@ from types import ModuleType
 SOURCES: dict[str, str] = {
     "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
+    "misme": "g2d.datasets.misme",
 }
 
 
