@@ -297,7 +297,8 @@ def expected_inputs(spec: pipeline.Stage, w: dict[str, str], params) -> list[str
         for c in combos:
             path = template.format(**values, **c)
             where = ROOT / path
-            out += sorted(p.relative_to(ROOT).as_posix() for p in where.rglob("*.py")) if where.is_dir() else [path]
+            code_dir = where.is_dir() and path.startswith(pipeline.SRC)  # a data dep stays one path, made or not
+            out += sorted(p.relative_to(ROOT).as_posix() for p in where.rglob("*.py")) if code_dir else [path]
     return list(dict.fromkeys(out))
 
 
