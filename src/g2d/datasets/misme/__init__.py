@@ -148,8 +148,8 @@ def preprocess(
         meta,
         {"tabular": ((n,), "float32"), "image": ((3, params.crops.size, params.crops.size), "uint8")},
         flatten(ordered_map(functools.partial(cut_photo, crops=params.crops), jobs, workers or params.workers)),
-        total=len(jobs),
-        unit="photo",
+        total=sum(crop_count(j, params.crops) for j in jobs),
+        unit="crop",
         out_path=out_path,
         report_path=report_path,
         found=found,
@@ -254,6 +254,13 @@ def crop_boxes(image: np.ndarray, job: Job, crops: CropParams) -> list[tuple[int
     if crops.mode == "grid":
         return grid_boxes(height, width, crops.grid[0], crops.grid[1])
     return [centre_box(height, width, crops.fraction)]
+
+
+def crop_count(job: Job, crops: CropParams) -> int:
+    """How many crops a photo gives (for the progress bar; a photo that fails to decode gives none)."""
+    if crops.mode == "yolo":
+        return len(job.boxes)
+    return crops.grid[0] * crops.grid[1] if crops.mode == "grid" else 1
 
 
 def cut_photo(job: Job, crops: CropParams) -> list[Sample] | Skipped:
