@@ -76,6 +76,9 @@ def test_every_stage_has_documented_resources():
     assert set(STAGE_RESOURCES) == {s.name for s in pipeline.STAGES}
     documented = yaml.safe_load((ROOT / "params.yaml").read_text())["resources"]["stages"]
     assert documented == STAGE_RESOURCES
+    rules = "".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    for stage in pipeline.STAGES:  # every rule asks for its stage's resources
+        assert f'**stage_resources("{stage.name}")' in rules, stage.name
 
 
 def test_resources_are_validated_and_merged_per_dataset():

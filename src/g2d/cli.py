@@ -55,6 +55,13 @@ def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
     print(f"demo dataset written to {args.out}: {summary}")
 
 
+def cmd_generate_misme_demo(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import generate_misme_demo
+
+    summary = generate_misme_demo.run(params, Path(args.out), args.force)
+    print(f"MIS-ME demo dataset written to {args.out}: {summary}")
+
+
 def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
     from g2d.stages import preprocess
 
@@ -181,6 +188,11 @@ def cmd_check(params: Params, args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
     "generate-demo": (cmd_generate_demo, "write the demo dataset's raw files (CREMA-D layout)", ("out",)),
+    "generate-misme-demo": (
+        cmd_generate_misme_demo,
+        "write the MIS-ME demo's raw files (photos, YOLO boxes, weather sheets)",
+        ("out",),
+    ),
     "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
     "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
     "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
@@ -264,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         if "preset" in options:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
-            p.add_argument("--out", default=pipeline.RAW_DEMO, help="output folder")
+            out = pipeline.RAW_MISME_DEMO if name == "generate-misme-demo" else pipeline.RAW_DEMO
+            p.add_argument("--out", default=out, help=f"output folder (default: {out})")
             p.add_argument(
                 "--force",
                 action="store_true",

@@ -1,4 +1,4 @@
-# Raw data -> HDF5: the demo generator and one preprocessing job per dataset.
+# Raw data -> HDF5: the demo generators (CREMA-D and MIS-ME layouts) and one preprocessing job per dataset.
 
 
 rule generate_demo:
@@ -16,6 +16,23 @@ rule generate_demo:
         ENV
     shell:
         stage_shell("generate_demo")
+
+
+rule generate_misme_demo:
+    input:
+        stage_inputs("generate_misme_demo"),
+    output:
+        *stage_outputs("generate_misme_demo"),
+    params:
+        p=stage_params("generate_misme_demo"),
+    log:
+        stage_log("generate_misme_demo"),
+    resources:
+        **stage_resources("generate_misme_demo"),
+    conda:
+        ENV
+    shell:
+        stage_shell("generate_misme_demo")
 
 
 rule preprocess:

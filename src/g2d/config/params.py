@@ -25,7 +25,7 @@ from g2d.config.schema import ConfigError, coerce, parse, require
 from g2d.datasets import SOURCES, get_source
 from g2d.methods import METHODS, method_entry, method_section, method_sections
 from g2d.methods.options import SMPParams
-from g2d.models import ENCODERS, FUSIONS, fusion_section, fusion_sections
+from g2d.models import FUSIONS, encoder_options, fusion_section, fusion_sections
 
 T = TypeVar("T")
 
@@ -227,6 +227,7 @@ class JobResources:
 # `resources.stages` keeps its value here.
 STAGE_RESOURCES: dict[str, dict[str, int]] = {
     "generate_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
+    "generate_misme_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
     "preprocess": {"mem_mb": 8000, "runtime": 240, "gpus": 0},
     "train_teachers": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
     "score": {"mem_mb": 16000, "runtime": 120, "gpus": 1},
@@ -269,14 +270,15 @@ class ResourcesParams:
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """One dataset to run: its raw source, where the raw files are, per-modality encoders, `student`:
+    """One dataset to run: its raw source, where the raw files are, per-modality encoders (a name, or a
+    mapping {name: ..., <the encoder's options>}, g2d.models.encoder_options), `student`:
     overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
     mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`, and the training-time
     augmentation (`augment`, off unless asked for)."""
 
     source: str
     raw_dir: str
-    encoders: dict[str, str]
+    encoders: dict[str, str | dict[str, Any]]
     preprocess: Any = None
     student: dict[str, Any] = field(default_factory=dict)
     augment: AugmentParams = field(default_factory=AugmentParams)
@@ -312,6 +314,7 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     resources: ResourcesParams = field(default_factory=ResourcesParams)
     demo: Any = None
+    misme_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
     # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
@@ -432,11 +435,7 @@ class Params:
                 "dataset names may use letters, digits and _ only (they become file names)",
             )
             for modality, enc in ds.encoders.items():
-                require(
-                    enc in ENCODERS,
-                    f"{key}.encoders.{modality}",
-                    f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}",
-                )
+                encoder_options(enc, f"{key}.encoders.{modality}")
         self.validate_online_teachers()
 
     def validate_online_teachers(self) -> None:
@@ -702,7 +701,14 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         from g2d.datasets import demo as demo_source
 
         demo = parse(demo_source.Params, params.demo, "demo")
-    params = dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus), sections=sections)
+    misme_demo = None
+    if params.misme_demo is not None:
+        from g2d.datasets import misme_demo as misme_demo_source
+
+        misme_demo = parse(misme_demo_source.Params, params.misme_demo, "misme_demo")
+    params = dataclasses.replace(
+        params, datasets=datasets, demo=demo, misme_demo=misme_demo, extra_taus=tuple(extra_taus), sections=sections
+    )
     params.check()
     return params
 
