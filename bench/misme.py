@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,20 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from quality import run_pipeline
 
-    from common import machine, recorded
+    from common import print_pipeline_results
 
     wall, command = (None, None) if args.no_run else run_pipeline(args.seeds, args.cores, [PRESET])
     if not SUMMARY.is_file() or DATASET not in json.loads(SUMMARY.read_text()):
         print(f"{SUMMARY}: no {DATASET} results; run without --no-run first", file=sys.stderr)
         return 1
     summary = json.loads(SUMMARY.read_text())
-    with recorded(PRESET.stem, write=wall is not None):  # a table printed again (--no-run) is not a new result
-        print(f"Machine: {machine()}.\n")
-        if command:
-            print(f"The DAG ran as `{command}` (Snakemake reuses finished jobs).\n")
-        print(table(summary))
-        if wall is not None:
-            print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")
+    print_pipeline_results(PRESET.stem, table(summary), wall, command)
     return 0
 
 
