@@ -7,6 +7,7 @@ takes `--params FILE` (repeatable: later files overlay earlier ones; default par
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -298,6 +299,22 @@ def _job_name(args: argparse.Namespace) -> str:
     return " ".join([args.command, *parts])
 
 
+DATA_PARALLEL = ("train-teachers", "train-student", "ablate")  # the commands `distributed.processes` spreads
+
+
+def data_parallel(processes: int, argv: Sequence[str] | None) -> int:
+    """Run this command again as `processes` processes under torchrun (or, inside them, as one of them)."""
+    from g2d.training import distributed
+
+    if distributed.launched():
+        distributed.setup()
+        return -1  # the caller runs the command as this process's share
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    command += ["--module", "g2d.cli", *(sys.argv[1:] if argv is None else argv)]
+    print(f"g2d: {processes} processes: {' '.join(command)}", file=sys.stderr)
+    return subprocess.run(command).returncode
+
+
 def check_dataset_file(params: Params, args: argparse.Namespace) -> None:
     """A stage that reads a dataset file first checks that it was made with today's preprocessing params."""
     from g2d.io.dataset_file import check_preprocessing
@@ -347,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with project_lock(Path("."), _job_name(args)):
                 check_dataset_file(params, args)
+                if args.command in DATA_PARALLEL and params.distributed.processes > 1:
+                    code = data_parallel(params.distributed.processes, argv)
+                    if code >= 0:
+                        return 2 if code else 0
                 COMMANDS[args.command][0](params, args)
     except (G2DError, OSError) as exc:
         if args.debug:

@@ -209,6 +209,18 @@ def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class DistributedParams:
+    """Data-parallel training: `processes` per node, started by torchrun (one per GPU with CUDA, else CPU
+    processes). Results agree with one process to float precision, not bit for bit, so no stage depends
+    on it. Only methods whose per-batch statistics are reduced over the processes may use it."""
+
+    processes: int = 1
+
+    def validate(self, where: str) -> None:
+        require(self.processes >= 1, f"{where}.processes", "must be 1 (one process) or more")
+
+
+@dataclass(frozen=True)
 class JobResources:
     """What one job of a stage asks a cluster scheduler for (Snakemake's `resources`; local runs ignore
     them): memory in MB, wall time in minutes, GPUs."""
@@ -313,6 +325,7 @@ class Params:
     device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
     resources: ResourcesParams = field(default_factory=ResourcesParams)
+    distributed: DistributedParams = field(default_factory=DistributedParams)
     demo: Any = None
     misme_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
@@ -437,6 +450,21 @@ class Params:
             for modality, enc in ds.encoders.items():
                 encoder_options(enc, f"{key}.encoders.{modality}")
         self.validate_online_teachers()
+        self.validate_data_parallel()
+
+    def validate_data_parallel(self) -> None:
+        """Several processes only for the methods verified to train the same as in one."""
+        if self.distributed.processes == 1:
+            return
+        methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
+        unverified = sorted(m for m in methods if not method_entry(m).data_parallel)
+        verified = ", ".join(name for name in METHODS if method_entry(name).data_parallel)
+        require(
+            not unverified,
+            "distributed.processes",
+            f"methods {', '.join(unverified)} read per-batch statistics that are not yet reduced over processes; "
+            f"run them with distributed.processes: 1 (several processes work for {verified})",
+        )
 
     def validate_online_teachers(self) -> None:
         """Online augmentation changes a clip every epoch, so no cache can hold its teachers' outputs:
