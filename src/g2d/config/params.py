@@ -550,10 +550,18 @@ def optimizer_warnings(params: Params) -> list[str]:
     return out
 
 
-def resolve_augment(augment: AugmentParams, source: Any, where: str) -> AugmentParams:
-    """`augment` with its modalities checked against the source's frame and image modalities
-    (`source.IMAGE_MODALITIES`) and, when left out, set to all of them."""
-    images = tuple(getattr(source, "IMAGE_MODALITIES", ()))
+def source_modalities(source: Any, preprocess: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A dataset's modalities and its frame or image modalities: fixed by the source (`MODALITIES`,
+    `IMAGE_MODALITIES`), or named by its params for a source of any modalities (`modalities(params)`,
+    `image_modalities(params)`, as `arrays`)."""
+    if hasattr(source, "modalities"):
+        return tuple(source.modalities(preprocess)), tuple(source.image_modalities(preprocess))
+    return tuple(source.MODALITIES), tuple(getattr(source, "IMAGE_MODALITIES", ()))
+
+
+def resolve_augment(augment: AugmentParams, source: Any, images: tuple[str, ...], where: str) -> AugmentParams:
+    """`augment` with its modalities checked against the dataset's frame and image modalities (`images`)
+    and, when left out, set to all of them."""
     if augment.modalities is None:
         require(
             bool(images) or not augment.active,
@@ -713,16 +721,17 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         )
         source = get_source(ds.source)
         pre = parse(source.Params, ds.preprocess, f"datasets.{name}.preprocess")
-        missing = [m for m in source.MODALITIES if m not in ds.encoders]
-        unknown = [m for m in ds.encoders if m not in source.MODALITIES]
+        names, images = source_modalities(source, pre)
+        missing = [m for m in names if m not in ds.encoders]
+        unknown = [m for m in ds.encoders if m not in names]
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
         require(
             not unknown,
             f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
-            f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}",
+            f"the {ds.source} source has no such modality; its modalities: {', '.join(names)}",
         )
         datasets[name] = dataclasses.replace(
-            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, f"datasets.{name}.augment")
+            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment")
         )
     demo = None
     if params.demo is not None:
