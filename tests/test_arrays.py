@@ -158,3 +158,64 @@ def test_three_modalities_through_teachers_scores_and_a_g2d_student(tmp_path):
     log = json.loads(log_path.read_text())
     assert len(log) == params.tau1 + params.tau2 + params.tau3  # three SMP phases
     assert {f"prioritised_{m}" for m in MODS} <= set(log[0])
+
+
+def _mult_pickle(path: Path) -> None:
+    """A pickle laid out as the aligned-feature downloads (MulT's iemocap_data.pkl): splits of dicts."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for split, n in (("train", 8), ("valid", 3), ("test", 3)):
+        emotions = np.zeros((n, 4, 2), np.float32)
+        emotions[np.arange(n), np.arange(n) % 4, 1] = 1  # emotion k present
+        emotions[:, :, 0] = 1 - emotions[:, :, 1]
+        data[split] = {
+            "text": rng.normal(size=(n, 5, 7)),
+            "audio": rng.normal(size=(n, 5, 3)).astype(np.float32),
+            "vision": rng.normal(size=(n, 5, 2)),
+            "labels": emotions,
+            "id": np.array([[f"Ses01_{split}{k}".encode(), b"seg"] for k in range(n)]),
+        }
+    with open(path, "wb") as fh:
+        __import__("pickle").dump(data, fh)
+
+
+def test_convert_pickle_unpickles_once_into_npz_that_the_arrays_source_reads(tmp_path, capsys):
+    from g2d.cli import main
+
+    _mult_pickle(tmp_path / "iemocap_data.pkl")
+    out = tmp_path / "iemocap"
+    argv = ["convert-pickle", str(tmp_path / "iemocap_data.pkl"), "--out", str(out)]
+    assert main([*argv, "--modality", "text", "--modality", "audio", "--modality", "visual=vision"]) == 0
+    err = capsys.readouterr().err
+    assert "unpickling" in err and "runs code from the file" in err
+    assert sorted(p.name for p in out.iterdir()) == ["test.npz", "train.npz", "val.npz"]
+    with np.load(out / "train.npz", allow_pickle=False) as train:  # safe to read: plain arrays only
+        assert train["labels"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+        assert train["visual"].shape == (8, 5, 2) and train["ids"][1] == "Ses01_train1_seg"
+    spec = {"modalities": ["text", "audio", "visual"]}
+    params = toy_params(
+        datasets={
+            "iemocap": {
+                "source": "arrays",
+                "raw_dir": str(out),
+                "preprocess": spec,
+                "encoders": {m: "small_cnn" for m in spec["modalities"]},
+            }
+        },
+        tau3=1,
+    )
+    preprocess_stage.run(params, "iemocap", tmp_path / "i.h5", tmp_path / "i.json")
+    val = load_split(tmp_path / "i.h5", "val")
+    assert val.inputs["text"].shape == (3, 5, 7) and val.ids[0] == "Ses01_valid0_seg"
+    assert read_meta(tmp_path / "i.h5").class_names == ("0", "1", "2", "3")
+
+
+def test_convert_pickle_names_what_is_missing(tmp_path, capsys):
+    from g2d.cli import main
+
+    _mult_pickle(tmp_path / "d.pkl")
+    assert main(["convert-pickle", str(tmp_path / "d.pkl"), "--out", str(tmp_path / "o"), "--modality", "video"]) == 2
+    assert "d.pkl [train]: no array 'video'; it holds text, audio, vision, labels, id" in capsys.readouterr().err
+    (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
+    assert main(["convert-pickle", str(tmp_path / "bad.pkl"), "--out", str(tmp_path / "o"), "--modality", "a"]) == 2
+    assert "bad.pkl: not a readable pickle" in capsys.readouterr().err
