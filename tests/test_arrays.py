@@ -208,6 +208,15 @@ def test_convert_pickle_unpickles_once_into_npz_that_the_arrays_source_reads(tmp
     val = load_split(tmp_path / "i.h5", "val")
     assert val.inputs["text"].shape == (3, 5, 7) and val.ids[0] == "Ses01_valid0_seg"
     assert read_meta(tmp_path / "i.h5").class_names == ("0", "1", "2", "3")
+    # and the sequences train, with the sequence encoder
+    sequence = {"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}
+    encoders = {m: sequence for m in spec["modalities"]}
+    params = toy_params(
+        datasets={"iemocap": {"source": "arrays", "raw_dir": str(out), "preprocess": spec, "encoders": encoders}},
+        tau3=1,
+    )
+    train_teachers.run(params, "iemocap", 0, tmp_path / "i.h5", tmp_path / "teachers", tmp_path / "resume")
+    assert sorted(p.name for p in (tmp_path / "teachers").glob("*.pt")) == ["audio.pt", "text.pt", "visual.pt"]
 
 
 def test_convert_pickle_names_what_is_missing(tmp_path, capsys):
