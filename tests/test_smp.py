@@ -76,6 +76,20 @@ def test_kappa_partial_is_one_minus_tanh_of_ratio():
     assert kappa(2, (1, 1), ["v", "a"], rho, "partial") == {"v": 1.0, "a": 1.0}
 
 
+def test_kappa_partial_with_three_modalities_by_hand():
+    """k = 3 (Eq. 6-8 with partial suppression): phase q prioritises the q-th least confident modality
+    alone and scales every other by 1 - tanh(rho_m / rho_prioritised); the last phase trains all."""
+    rho = {"t": 0.6, "a": 0.3, "v": 0.1}
+    ranking = ["v", "a", "t"]
+    taus = (1, 1, 1)
+    one = kappa(1, taus, ranking, rho, "partial")
+    assert one == pytest.approx({"v": 1.0, "a": 1 - math.tanh(3.0), "t": 1 - math.tanh(6.0)})
+    two = kappa(2, taus, ranking, rho, "partial")
+    assert two == pytest.approx({"v": 1 - math.tanh(1 / 3), "a": 1.0, "t": 1 - math.tanh(2.0)})
+    assert kappa(3, taus, ranking, rho, "partial") == {"v": 1.0, "a": 1.0, "t": 1.0}
+    assert kappa(2, taus, ranking, rho, "zero_grad") == {"v": 0.0, "a": 1.0, "t": 0.0}
+
+
 def test_kappa_unknown_mode():
     with pytest.raises(ValueError):
         kappa(1, (1, 1), ["v", "a"], {"v": 0.1, "a": 0.2}, "bogus")
