@@ -8,7 +8,8 @@ the CSV's names up to N (decoding cost does not depend on the name). Settings: c
 (16 kHz, 10 s tiled, middle 5 s, STFT 256/128 -> 1 x 129 x 626 float32; 3 frames of 224 x 224 RGB).
 Each run is a fresh interpreter (its own peak RSS) timed after the decoders' start-up (librosa's first
 STFT, PyAV's import), as bench/preprocess.py does. The serial part, the main process appending rows to
-the HDF5 file, is timed on its own: it bounds the clips/s of any number of workers.
+the HDF5 file (and deflating frames, with compression), is timed on its own with a decoded clip's rows:
+it bounds the clips/s of any number of workers.
 
     python bench/vggsound_preprocess.py [--quick] [--clips N] [--distinct K]
 """
@@ -50,26 +51,24 @@ def child(job: dict) -> None:
     print(json.dumps({"startup": startup, "seconds": seconds, "clips": clips, "bytes": size, **peak_rss_mib()}))
 
 
-def writer_ceiling(tmp: Path, params: dict, rows: int = 64) -> float:
-    """clips/s of the main process appending decoded rows (no decoding): the serial bound on any worker count."""
+def writer_ceiling(tmp: Path, params: dict, clip: Path, rows: int = 64) -> float:
+    """clips/s of the main process appending rows (one clip decoded once, appended again and again): the
+    serial bound on any worker count."""
     from g2d.config.schema import parse
     from g2d.datasets import vggsound
     from g2d.io.dataset_file import DatasetMeta, DatasetWriter
 
     p = parse(vggsound.Params, params, "preprocess")
-    shapes = vggsound.sample_shapes(p)
-    rng = np.random.default_rng(0)
-    sample = {
-        "audio": rng.normal(size=shapes["audio"][0]).astype(np.float32),
-        "video": rng.integers(0, 256, size=shapes["video"][0], dtype=np.uint8),
-    }
+    job = vggsound.Job("c", "train", 0, clip, clip.stat().st_size, 0)
+    sample = vggsound.process_clip(job, p.audio, p.video)
+    assert isinstance(sample, vggsound.Sample), sample
     meta = DatasetMeta("w", "vggsound", "classification", ("audio", "video"), ("a", "b"))
     compression = {"video": p.compression} if p.compression else None
     start = time.perf_counter()
-    with DatasetWriter(tmp / "writer.h5", meta, shapes, compression) as writer:
+    with DatasetWriter(tmp / "writer.h5", meta, vggsound.sample_shapes(p), compression) as writer:
         for i in range(rows):
             for split in ("train", "val", "test"):
-                writer.append(split, sample, 0, f"{split}{i}")
+                writer.append(split, sample.arrays, 0, f"{split}{i}")
     return 3 * rows / (time.perf_counter() - start)
 
 
@@ -181,8 +180,8 @@ def main() -> None:
                 rows,
             )
         )
-        ceiling = median([writer_ceiling(tmp, paper) for _ in range(2)])
-        ceiling_gz = median([writer_ceiling(tmp, {**paper, "compression": 1}) for _ in range(2)])
+        ceiling = median([writer_ceiling(tmp, paper, sources[0]) for _ in range(2)])
+        ceiling_gz = median([writer_ceiling(tmp, {**paper, "compression": 1}, sources[0]) for _ in range(2)])
         per_worker = rows[0][6]
         efficiency = rows[1][6] / (2 * per_worker)
         stored, stored_gz = rows[0][7] * 1e3, rows[4][7] * 1e3
@@ -205,10 +204,8 @@ def main() -> None:
             )
         )
         print()
-        print(
-            f"Extrapolated to {FULL_CLIPS:,} clips at the paper preset, one worker per core: clips/s per worker x cores,"
-        )
-        print("either linear (ideal) or at the 2-worker efficiency measured here; capped by the writer's clips/s.\n")
+        print(f"Extrapolated to {FULL_CLIPS:,} clips at the paper preset, one worker per core: clips/s per worker")
+        print("x cores, linear (ideal) or at the 2-worker efficiency measured here; capped by the writer's clips/s.\n")
 
         def hours(rate: float, cores: int, eff: float, cap: float) -> float:
             return FULL_CLIPS / min(rate * cores * eff, cap) / 3600
