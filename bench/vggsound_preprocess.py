@@ -6,12 +6,13 @@ Clips are written with PyAV (the library that reads them): 10 s, 640 x 360 at 25
 panning under a moving bar and a tone in noise. `--distinct` clips are encoded and hard-linked under
 the CSV's names up to N (decoding cost does not depend on the name). Settings: config/presets/vggsound.yaml
 (16 kHz, 10 s tiled, middle 5 s, STFT 256/128 -> 1 x 129 x 626 float32; 3 frames of 224 x 224 RGB).
-Each run is a fresh interpreter (its own peak RSS) timed after the decoders' start-up (librosa's first
-STFT, PyAV's import), as bench/preprocess.py does. The serial part, the main process appending rows to
-the HDF5 file (and deflating frames, with compression), is timed on its own with a decoded clip's rows:
-it bounds the clips/s of any number of workers.
+`--workers` lists the worker counts to compare (1 and 2 by default, for 2-core machines). Each run is a
+fresh interpreter (its own peak RSS) timed after the decoders' start-up (librosa's first STFT, PyAV's
+import), as bench/preprocess.py does. The serial part, the main process appending rows to the HDF5 file
+(and deflating frames, with compression), is timed on its own with a decoded clip's rows: it bounds the
+clips/s of any number of workers.
 
-    python bench/vggsound_preprocess.py [--quick] [--clips N] [--distinct K]
+    python bench/vggsound_preprocess.py [--quick] [--clips N] [--distinct K] [--workers 1,4,16]
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 16 clips, one repetition")
     parser.add_argument("--clips", type=int, default=None, help="N (default 48)")
     parser.add_argument("--distinct", type=int, default=8, help="distinct clips encoded (default 8)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,4,16 (default 1,2)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -120,6 +122,7 @@ def main() -> None:
     # validation is never empty; the rest is the paper preset.
     paper = {**preset, "num_classes": None, "split": {"val_fraction": 0.25, "seed": 0}}
     n = args.clips or (16 if args.quick else 48)
+    counts = sorted({1, *(int(w) for w in args.workers.split(","))})
     print(f"machine: {machine()}\n")
     with tempfile.TemporaryDirectory(prefix="g2d-bench-vgg-") as tmp_name:
         tmp = Path(tmp_name)
@@ -131,10 +134,10 @@ def main() -> None:
             link_raw_folder(tmp / "raw-4n", 4 * n, sources),
         )
         print(f"encoded {args.distinct} clips in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        most = max(counts)
         runs = [
-            ("N", 1, "paper preset", paper),
-            ("N", 2, "paper preset", paper),
-            ("4N", 2, "paper preset", paper),
+            *[("N", w, "paper preset", paper) for w in counts],
+            ("4N", most, "paper preset", paper),
             ("N", 1, "resume: false", {**paper, "resume": False}),
             ("N", 1, "compression: 1", {**paper, "compression": 1}),
         ]
@@ -182,18 +185,25 @@ def main() -> None:
         )
         ceiling = median([writer_ceiling(tmp, paper, sources[0]) for _ in range(2)])
         ceiling_gz = median([writer_ceiling(tmp, {**paper, "compression": 1}, sources[0]) for _ in range(2)])
-        per_worker = rows[0][6]
-        efficiency = rows[1][6] / (2 * per_worker)
-        stored, stored_gz = rows[0][7] * 1e3, rows[4][7] * 1e3
+        by = {(r[0], r[2], r[3]): r for r in rows}
+        single, widest, large = (
+            by[("N", 1, "paper preset")],
+            by[("N", most, "paper preset")],
+            by[("4N", most, "paper preset")],
+        )
+        compressed = by[("N", 1, "compression: 1")]
+        per_worker = single[6]
+        efficiency = widest[6] / (most * per_worker)
+        stored, stored_gz = single[7] * 1e3, compressed[7] * 1e3
         print()
         print(
             table(
                 ["figure", "value"],
                 [
                     ["clips/s, 1 worker", per_worker],
-                    ["clips/s, 2 workers (parallel efficiency)", f"{rows[1][6]:.3g} ({efficiency:.0%})"],
+                    [f"clips/s, {most} workers (parallel efficiency)", f"{widest[6]:.3g} ({efficiency:.0%})"],
                     ["writer alone, main process: clips/s uncompressed / gzip 1", f"{ceiling:.0f} / {ceiling_gz:.0f}"],
-                    ["peak RSS main, N -> 4N clips (MiB)", f"{rows[1][8]:.0f} -> {rows[2][8]:.0f}"],
+                    ["peak RSS main, N -> 4N clips (MiB)", f"{widest[8]:.0f} -> {large[8]:.0f}"],
                     ["dataset file, full dataset (GB), uncompressed", FULL_CLIPS * stored / 1e9],
                     [
                         "dataset file, full dataset (GB), gzip 1 frames (synthetic frames: see docs)",
@@ -205,7 +215,7 @@ def main() -> None:
         )
         print()
         print(f"Extrapolated to {FULL_CLIPS:,} clips at the paper preset, one worker per core: clips/s per worker")
-        print("x cores, linear (ideal) or at the 2-worker efficiency measured here; capped by the writer's clips/s.\n")
+        print(f"x cores, linear (ideal) or at the {most}-worker efficiency measured here; capped by the writer.\n")
 
         def hours(rate: float, cores: int, eff: float, cap: float) -> float:
             return FULL_CLIPS / min(rate * cores * eff, cap) / 3600
@@ -218,7 +228,7 @@ def main() -> None:
                         cores,
                         hours(per_worker, cores, 1.0, ceiling),
                         hours(per_worker, cores, efficiency, ceiling),
-                        hours(rows[4][6], cores, 1.0, ceiling_gz),
+                        hours(compressed[6], cores, 1.0, ceiling_gz),
                     ]
                     for cores in CORES
                 ],
