@@ -285,7 +285,7 @@ def test_params_errors_name_the_key(changes: dict, key: str) -> None:
 
 
 def test_raw_mp4_clips_go_through_the_whole_pipeline_with_a_preset(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Done when: real-format clips plus the CSV -> preprocessing, teachers, students, report; params only."""
     project = tmp_path / "project"
@@ -297,6 +297,10 @@ def test_raw_mp4_clips_go_through_the_whole_pipeline_with_a_preset(
     monkeypatch.chdir(project)
     params = ["--params", str(ROOT / "params.yaml"), "--params", str(ROOT / "config/presets/vggsound-tiny.yaml")]
     run_ = ["--dataset", "vggsound", "--seed", "0"]
+    wrong = tmp_path / "wrong-naming.yaml"
+    wrong.write_text(yaml.safe_dump({"datasets": {"vggsound": {"preprocess": {"naming": "{youtube_id}.mp4"}}}}))
+    assert main(["preprocess", *params, "--params", str(wrong), "--dataset", "vggsound"]) == 2
+    assert "g2d preprocess: error:" in capsys.readouterr().err and not (project / "data/processed").exists()
     assert main(["preprocess", *params, "--dataset", "vggsound"]) == 0
     assert main(["train-teachers", *params, *run_, "--threads", "1"]) == 0
     assert main(["score", *params, *run_, "--threads", "1"]) == 0

@@ -406,11 +406,17 @@ def decoding_fingerprint(params: Params) -> str:
     """The params, code and library versions that decoding depends on (see g2d.datasets.resume)."""
     record = {"audio": dataclasses.asdict(params.audio), "video": dataclasses.asdict(params.video)}
     code = [Path(module.__file__ or "") for module in (audio_transforms, av_clip, video_transforms)] + [Path(__file__)]
-    versions = {name: importlib.metadata.version(name) for name in ("av", "librosa", "numpy", "soxr")}
     import cv2
 
-    versions["cv2"] = cv2.__version__
+    versions = {name: _version(name) for name in ("av", "librosa", "numpy", "soxr")} | {"cv2": cv2.__version__}
     return fingerprint(record, code, versions)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def warm_up(audio: AudioParams) -> None:
