@@ -25,7 +25,9 @@ from g2d.transforms.av_clip import decode_clip
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("cat purring", "dog barking", "engine accelerating, revving, vroom")  # a comma: the CSV quotes it
 CODECS = ("aac", "libmp3lame", "libopus", "ac3")
-FAULTS = ("missing", "empty", "truncated", "no_audio", "silent")
+FAULTS = ("missing", "empty", "truncated", "cut", "no_audio", "silent")
+GOOD = 12  # 3 labels x (3 train + 1 test)
+FOUND = GOOD + len(FAULTS) - 1  # clips with a file: all but the missing one
 TINY = {
     "audio": {"duration": 1.0, "window": 0.5, "window_start": 0.25},
     "video": {"fps": 2.0, "frames": 2, "size": 16},
@@ -93,20 +95,20 @@ def test_dataset_file_follows_the_csv(processed: tuple[Path, dict]) -> None:
     assert {i for i, s in seen.items() if s == "test"} == {i for i, r in rows.items() if r.split == "test"}
     assert {rows[i].split for i, s in seen.items() if s == "val"} == {"train"}
     assert {rows[i].label for i, s in seen.items() if s == "val"} == set(LABELS), "every label is in validation"
-    assert report["counts"]["test"] == 3 and sum(report["counts"].values()) == len(seen) == 12
+    assert report["counts"]["test"] == 3 and sum(report["counts"].values()) == len(seen) == GOOD
     assert not resume_folder(path).exists(), "the shards of a finished run are removed"
 
 
 def test_missing_files_are_counted_and_broken_ones_skipped_with_the_reason(processed: tuple[Path, dict]) -> None:
     path, report = processed
     assert json.loads(path.with_name("vgg.report.json").read_text()) == json.loads(json.dumps(report))
-    assert (report["csv_rows"], report["clips_found"], report["missing_files"]) == (17, 16, 1)
+    assert (report["csv_rows"], report["clips_found"], report["missing_files"]) == (FOUND + 1, FOUND, 1)
     assert report["missing_by_split"] == {"train": 1}
     assert report["missing_examples"][0].endswith("video/bad-missing_000005.mp4")
     reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
     assert set(reasons) == {f"bad-{f}_000005" for f in FAULTS if f != "missing"}
     assert "empty (0 bytes)" in reasons["bad-empty_000005"]
-    assert "truncated" in reasons["bad-truncated_000005"]
+    assert "truncated" in reasons["bad-truncated_000005"] and "truncated" in reasons["bad-cut_000005"]
     assert "no audio track" in reasons["bad-no_audio_000005"]
     assert reasons["bad-silent_000005"].startswith("silent")
     assert all(s["file"].endswith(f"video/{s['clip']}.mp4") for s in report["skipped"])
@@ -172,7 +174,7 @@ def test_an_interrupted_run_resumes_from_its_finished_shards(
     with monkeypatch.context() as m:
         decoded = counting(m)
         run(raw, out, params)
-    assert len(decoded) == 16 - 8, "only the clips of unfinished shards are decoded again"
+    assert len(decoded) == FOUND - 8, "only the clips of unfinished shards are decoded again"
     assert (out / "vgg.h5").read_bytes() == processed[0].read_bytes()
     assert not shards.exists()
 
@@ -199,13 +201,13 @@ def test_a_resumed_shard_is_checked_not_trusted(
     with monkeypatch.context() as m:
         decoded = counting(m)
         run(raw, out, tiny_params())
-    assert len(decoded) == 16 - 4, "the altered shard failed its checksums and was decoded again; the other resumed"
+    assert len(decoded) == FOUND - 4, "the altered shard failed its checksums and was decoded again; the other resumed"
     assert (out / "vgg.h5").read_bytes() == processed[0].read_bytes()
     interrupt()
     with monkeypatch.context() as m:
         decoded = counting(m)
         run(raw, out, tiny_params(audio={**TINY["audio"], "min_peak": 0.001}))
-    assert len(decoded) == 16, "shards of other decoding params are never resumed"
+    assert len(decoded) == FOUND, "shards of other decoding params are never resumed"
 
 
 def test_frames_can_be_stored_compressed(raw: Path, processed: tuple[Path, dict], tmp_path: Path) -> None:
@@ -261,7 +263,7 @@ def test_csv_errors_name_the_line_and_column(tmp_path: Path, text: str, message:
 
 
 def test_raw_data_errors_say_what_to_do(raw: Path, tmp_path: Path) -> None:
-    with pytest.raises(RawDataError, match=r"none of the 17 clips .* naming '\{youtube_id\}.mp4'"):
+    with pytest.raises(RawDataError, match=f"none of the {FOUND + 1} clips .* naming " + r"'\{youtube_id\}.mp4'"):
         run(raw, tmp_path, tiny_params(naming="{youtube_id}.mp4"))
     with pytest.raises(RawDataError, match=r"has 3 labels, preprocess.num_classes expects 309"):
         run(raw, tmp_path, tiny_params(num_classes=309))

@@ -20,7 +20,9 @@ from g2d.datasets.vggsound import clip_file_name
 
 # Audio codecs PyAV's wheels can write into mp4, with a sample rate each accepts.
 AUDIO_CODECS: dict[str, int] = {"aac": 44100, "libmp3lame": 22050, "libopus": 48000, "ac3": 48000}
-Fault = Literal["none", "missing", "empty", "truncated", "no_audio", "silent"]
+# truncated: cut in half, losing the index (mp4 writers put it last); cut: written with the index first
+# (`faststart`, as YouTube serves mp4) and cut at 60%, so that decoding fails part-way.
+Fault = Literal["none", "missing", "empty", "truncated", "cut", "no_audio", "silent"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ def write_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
     wave = amplitude * np.sin(2 * np.pi * label_tone(spec.label) * t) + amplitude * 0.1 * rng.standard_normal(n)
     stereo = np.stack([wave, wave]).astype(np.float32)
     colour = np.frombuffer(spec.label.encode().ljust(3, b"x")[:3], dtype=np.uint8) // 2 + 64
-    with av.open(os.fspath(path), "w", format="mp4") as container:
+    options = {"movflags": "faststart"} if spec.fault == "cut" else {}
+    with av.open(os.fspath(path), "w", format="mp4", options=options) as container:
         video: Any = container.add_stream(spec.video_codec, rate=spec.fps)  # PyAV types it by codec name
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
         if spec.video_codec == "libx264":
@@ -87,9 +90,9 @@ def write_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
             frame.pts = i
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
-    if spec.fault == "truncated":
+    if spec.fault in ("truncated", "cut"):
         data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 2])
+        path.write_bytes(data[: len(data) * (5 if spec.fault == "truncated" else 6) // 10])
     return path
 
 
