@@ -276,6 +276,7 @@ def test_raw_data_errors_say_what_to_do(raw: Path, tmp_path: Path) -> None:
     [
         ({"naming": "{id}.mp4"}, "p.naming"),
         ({"naming": "{youtube_id}_{stop}.mp4"}, "p.naming"),
+        ({"naming": "clips/{youtube_id}.mp4"}, "p.naming"),
         ({"audio": {"window": 8.0}}, "p.audio.window_start"),
         ({"compression": 10}, "p.compression"),
         ({"split": {"val_fraction": 0.0}}, "p.split.val_fraction"),

@@ -102,7 +102,7 @@ class ShardStore:
                     if {m: _digest(a) for m, a in arrays.items()} != row["sha256"]:
                         return None
                     outcomes.append(Sample(row["split"], arrays, row["label"], row["id"], row["origin"]))
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, TypeError, ValueError):  # unreadable, or rows of another layout
             return None
         return outcomes
 

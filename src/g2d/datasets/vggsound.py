@@ -145,6 +145,11 @@ class Params:
             f"{where}.naming",
             f"must contain {{youtube_id}}; fields: {', '.join(NAMING_FIELDS)}",
         )
+        require(
+            "/" not in self.naming and os.sep not in self.naming,
+            f"{where}.naming",
+            "is a file name in video_dir, without folders; put the folder in video_dir",
+        )
         try:
             clip_file_name(self.naming, "abc", 1)
         except (KeyError, IndexError, ValueError) as exc:
@@ -279,16 +284,16 @@ def class_names(rows: Sequence[Row], num_classes: int | None, csv_path: Path) ->
     return names
 
 
-def list_clip_files(folder: Path) -> dict[str, os.stat_result]:
-    """{file name: stat} of the files in `folder`, read once (one directory listing, not a lookup per row)."""
+def list_clip_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """{file name: (size, mtime_ns)} of the files in `folder`, read once (one listing, not a lookup per row)."""
     with os.scandir(folder) as entries:
-        return {e.name: e.stat() for e in entries if e.is_file()}
+        return {e.name: (st.st_size, st.st_mtime_ns) for e in entries if e.is_file() for st in (e.stat(),)}
 
 
 def plan(
     rows: Sequence[Row],
     names: Sequence[str],
-    files: Mapping[str, os.stat_result],
+    files: Mapping[str, tuple[int, int]],
     folder: Path,
     params: Params,
 ) -> tuple[list[Job], list[Row]]:
@@ -308,8 +313,7 @@ def plan(
     for r in present:
         name = clip_file_name(params.naming, r.youtube_id, r.start)
         split = "test" if r.split == "test" else ("val" if r.id in held_out else "train")
-        stat = files[name]
-        jobs.append(Job(r.id, split, labels[r.label], folder / name, stat.st_size, stat.st_mtime_ns))
+        jobs.append(Job(r.id, split, labels[r.label], folder / name, *files[name]))
     jobs.sort(key=lambda j: (SPLITS.index(j.split), j.id))
     return jobs, missing
 
