@@ -233,3 +233,16 @@ def in_fresh_process(script: Path, job: Mapping[str, Any]) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"{script.name} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_pipeline_results(name: str, table: str, wall: float | None, command: str | None) -> None:
+    """A pipeline benchmark's result: machine, command, table and wall time, printed and, for a run that
+    just measured them (`wall` given), written to docs/results/<name>.md; a table printed again from the
+    last run (--no-run) is not a new result and writes nothing."""
+    with recorded(name, write=wall is not None):
+        print(f"Machine: {machine()}.\n")
+        if command:
+            print(f"The DAG ran as `{command}` (Snakemake reuses finished jobs).\n")
+        print(table)
+        if wall is not None:
+            print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")

@@ -169,16 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sys.path.insert(0, str(ROOT / "bench"))
     sys.path.insert(0, str(ROOT / "src"))
-    from common import machine, recorded
+    from common import print_pipeline_results
 
     name = f"{args.preset.stem}{'-diagnose' if args.diagnose else ''}"
-    with recorded(name, write=wall is not None):  # a table printed again (--no-run) is not a new result
-        print(f"Machine: {machine()}.\n")
-        if command:
-            print(f"The DAG ran as `{command}` (Snakemake reuses finished jobs).\n")
-        print(table(summary))
-        if wall is not None:
-            print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")
+    print_pipeline_results(name, table(summary), wall, command)
     return 0
 
 

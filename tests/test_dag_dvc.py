@@ -1,4 +1,6 @@
-"""The whole DAG through `dvc repro`, then `dvc exp run -S tau1=...` in a temporary git copy, then
+"""The whole DAG through `dvc repro`, then a second clone that pulls every output from a DVC remote (a
+local folder) and recomputes nothing, then `dvc exp run -S tau1=...` and a sweep of two queued
+experiments (`dvc exp run --queue`, `dvc queue start`) in a temporary git copy, then
 every method and every ablation added to params (ablations-tiny.yaml): only the new students, the
 ablation stages and the report run, and the report has every table with every method. Along the way,
 which stages a change of params (`data`: none) or an edit of the code makes stale."""
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 import yaml
@@ -20,6 +23,17 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def wait_for_queue(proj, timeout: float = 900.0) -> None:
+    """Until DVC's queue has no queued or running experiment."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        status = run(["dvc", "queue", "status"], proj).stdout
+        if "Queued" not in status and "Running" not in status:
+            return
+        time.sleep(3)
+    raise AssertionError(f"the queue did not finish in {timeout:.0f} s:\n{status}")
+
+
 def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     proj = copy_project(tmp_path / "proj")
     run(["git", "init", "-q"], proj)
@@ -29,6 +43,7 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     first = run(["dvc", "repro"], proj)
     assert ran_stages(first.stdout) == {
         "generate_demo",
+        "generate_misme_demo",  # every stage of dvc.yaml runs; no dataset of tiny.yaml reads its files
         "preprocess@demo",
         "train_teachers@demo-0",
         "score@demo-0",
@@ -43,6 +58,20 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
 
     status = run(["dvc", "status"], proj)
     assert "up to date" in status.stdout
+
+    # a shared cache: push to a remote (a local folder here); a second clone pulls everything, data,
+    # teachers, scores, students, metrics and the report, and has nothing to recompute
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], proj)
+    assert "files pushed" in run(["dvc", "push"], proj).stdout
+    run(["git", "commit", "-qam", "remote"], proj)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(proj), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
+    assert ran_stages(run(["dvc", "repro"], clone).stdout) == set()
+    assert (clone / "runs/demo/seed0/teachers/audio.pt").read_bytes() == (
+        proj / "runs/demo/seed0/teachers/audio.pt"
+    ).read_bytes()
 
     # what only changes speed (loading mode, DataLoader workers) reruns nothing
     params = yaml.safe_load((proj / "params.yaml").read_text())
@@ -82,6 +111,23 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     assert any("reports/curves/demo/g2d" in k for k in plots["data"])
     log = json.loads((proj / "runs/demo/seed0/g2d/log.json").read_text())
     assert len(log) == 2 + 1  # tau1 + tau2 epochs after the experiment's change
+
+    # a sweep through DVC's queue: two experiments queued, run by one worker, compared with exp show
+    for tau1 in (1, 3):
+        run(["dvc", "exp", "run", "--queue", "-S", f"tau1={tau1}"], proj)
+    run(["dvc", "queue", "start", "-j", "1"], proj)
+    wait_for_queue(proj)
+    done = run(["dvc", "queue", "status"], proj).stdout
+    assert done.count("Success") == 2, done
+    swept = {
+        exp["data"]["params"]["params.yaml"]["data"]["tau1"]: exp["data"]["metrics"]
+        for row in json.loads(run(["dvc", "exp", "show", "--json"], proj).stdout)
+        for branch in row.get("experiments") or []
+        for exp in branch.get("revs", [])
+        if exp.get("data", {}).get("params")
+    }
+    assert {1, 3} <= set(swept), swept
+    assert all("reports/summary.json" in metrics for tau, metrics in swept.items() if tau in (1, 3))
 
     preset = proj / "config/presets/ablations-tiny.yaml"
     wanted = yaml.safe_load(preset.read_text())

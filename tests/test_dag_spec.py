@@ -297,7 +297,8 @@ def expected_inputs(spec: pipeline.Stage, w: dict[str, str], params) -> list[str
         for c in combos:
             path = template.format(**values, **c)
             where = ROOT / path
-            out += sorted(p.relative_to(ROOT).as_posix() for p in where.rglob("*.py")) if where.is_dir() else [path]
+            code_dir = where.is_dir() and path.startswith(pipeline.SRC)  # a data dep stays one path, made or not
+            out += sorted(p.relative_to(ROOT).as_posix() for p in where.rglob("*.py")) if code_dir else [path]
     return list(dict.fromkeys(out))
 
 
@@ -305,24 +306,29 @@ def test_snakemake_builds_each_rule_from_the_pipeline(tmp_path):
     """A dry run of the shipped workflow, every method and ablation included: each job's inputs (data and
     code), outputs, log and command are those g2d.pipeline declares."""
     proj = copy_project(tmp_path / "proj")
-    presets = ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"]
-    params = load_params([ROOT / "params.yaml", *(ROOT / p for p in presets)])
-    dry = run(["snakemake", "-n", "-p", "--configfile", *presets], proj)
-    jobs = [j for j in dry_run_jobs(dry.stdout + dry.stderr) if j["rule"] != "all"]
-    assert {j["rule"] for j in jobs} == {s.name for s in pipeline.STAGES}
-    n = len(params.seeds)
-    assert len([j for j in jobs if j["rule"] == "ablate"]) == n * len(params.ablations)
-    assert len([j for j in jobs if j["rule"] == "train_student"]) == n * len(params.methods)
-    for job in jobs:
-        spec = pipeline.stage(job["rule"])
-        w = dict(kv.split("=", 1) for kv in job["wildcards"].split(", ")) if "wildcards" in job else {}
-        assert set(w) == set(spec.wildcards), job
-        assert job["input"].split(", ") == expected_inputs(spec, w, params), job["rule"]
-        assert job["output"].split(", ") == [t.format(**w) for t in spec.outs + spec.metrics], job["rule"]
-        log = spec.log().format(**w)
-        assert job["log"] == log, job["rule"]
-        command = spec.command.replace("g2d ", "$G2D ", 1).format(**w)
-        assert job["shell"].startswith(command + " ") and job["shell"].endswith(f" > {log} 2>&1"), job["shell"]
+    rules = set()
+    for presets in (
+        ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"],
+        ["config/presets/tiny.yaml", "config/presets/misme-tiny.yaml"],  # the regression DAG and its demo generator
+    ):
+        params = load_params([ROOT / "params.yaml", *(ROOT / p for p in presets)])
+        dry = run(["snakemake", "-n", "-p", "--configfile", *presets], proj)
+        jobs = [j for j in dry_run_jobs(dry.stdout + dry.stderr) if j["rule"] != "all"]
+        rules |= {j["rule"] for j in jobs}
+        n = len(params.seeds)
+        assert len([j for j in jobs if j["rule"] == "ablate"]) == n * len(params.ablations)
+        assert len([j for j in jobs if j["rule"] == "train_student"]) == n * len(params.methods)
+        for job in jobs:
+            spec = pipeline.stage(job["rule"])
+            w = dict(kv.split("=", 1) for kv in job["wildcards"].split(", ")) if "wildcards" in job else {}
+            assert set(w) == set(spec.wildcards), job
+            assert job["input"].split(", ") == expected_inputs(spec, w, params), job["rule"]
+            assert job["output"].split(", ") == [t.format(**w) for t in spec.outs + spec.metrics], job["rule"]
+            log = spec.log().format(**w)
+            assert job["log"] == log, job["rule"]
+            command = spec.command.replace("g2d ", "$G2D ", 1).format(**w)
+            assert job["shell"].startswith(command + " ") and job["shell"].endswith(f" > {log} 2>&1"), job["shell"]
+    assert rules == {s.name for s in pipeline.STAGES}
 
 
 def test_snakemake_lint_passes(tmp_path):

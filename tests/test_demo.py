@@ -13,8 +13,10 @@ import soundfile
 
 from g2d.cli import main
 from g2d.config.schema import ConfigError, parse
-from g2d.datasets import RawDataError, demo
+from g2d.datasets import demo
 from g2d.datasets.cremad import CLASS_NAMES, check_raw, parse_clip
+from g2d.errors import G2DError
+from g2d.io.atomic_dir import MARKER
 from g2d.transforms.video import sample_frames
 
 from conftest import ROOT
@@ -32,7 +34,7 @@ def test_layout_and_counts(raw: Path) -> None:
     flvs = sorted(p.stem for p in (raw / "VideoFlash").iterdir())
     assert wavs == flvs and len(wavs) == 4 * 2 * 6
     assert (raw / "README.txt").read_text().startswith("Synthetic CREMA-D")
-    assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == [demo.MARKER]
+    assert [p.name for p in raw.iterdir() if p.name.startswith(".")] == [MARKER]
     with open(raw / "processedResults" / "summaryTable.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == [
@@ -93,7 +95,7 @@ def test_generate_refuses_to_replace_a_folder_of_other_files(tmp_path: Path) -> 
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
-    with pytest.raises(RawDataError, match=r"mine: holds 1 files or folders and is not a demo folder.*--force"):
+    with pytest.raises(G2DError, match=r"mine: holds 1 files or folders and is not a generated folder.*--force"):
         demo.generate(out, TINY_DEMO)
     assert (out / "thesis.tex").read_text() == "years of work"
     assert main(["generate-demo", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 2
@@ -101,7 +103,7 @@ def test_generate_refuses_to_replace_a_folder_of_other_files(tmp_path: Path) -> 
     empty = tmp_path / "empty"
     empty.mkdir()
     demo.generate(empty, TINY_DEMO)  # an empty folder holds nothing to lose
-    assert (empty / demo.MARKER).is_file()
+    assert (empty / MARKER).is_file()
 
 
 def test_informative_fractions_are_effective() -> None:

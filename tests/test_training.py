@@ -179,7 +179,7 @@ def test_regression_end_to_end(tmp_path):
         params, "toy", "g2d", 0, h5, scores, tdir, tmp_path / "s.pt", tmp_path / "l.json", tmp_path / "resume"
     )
     result = evaluate.run(params, h5, scores, tmp_path / "s.pt", tmp_path / "m.json")
-    assert {"mape", "r2"} == set(result["test"]["fused"])
+    assert {"mape", "r2", "rmse", "mae"} == set(result["test"]["fused"])
     log = json.loads((tmp_path / "l.json").read_text())
     assert "val_mse" in log[0] and "loss_logit_audio" in log[0]
 

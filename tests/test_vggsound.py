@@ -19,7 +19,8 @@ from g2d.datasets import RawDataError, get_source, vggsound
 from g2d.datasets.resume import resume_folder
 from g2d.datasets.splits import hold_out_stratified
 from g2d.datasets.vggsound_synth import ClipSpec, write_clip, write_raw
-from g2d.io.dataset_file import SPLITS, load_split, read_meta
+from g2d.errors import RunError
+from g2d.io.dataset_file import SPLITS, check_preprocessing, load_split, read_meta
 from g2d.transforms.av_clip import decode_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,15 @@ def test_dataset_file_follows_the_csv(processed: tuple[Path, dict]) -> None:
     assert {rows[i].label for i, s in seen.items() if s == "val"} == set(LABELS), "every label is in validation"
     assert report["counts"]["test"] == 3 and sum(report["counts"].values()) == len(seen) == GOOD
     assert not resume_folder(path).exists(), "the shards of a finished run are removed"
+
+
+def test_resume_settings_are_not_preprocessing_settings(processed: tuple[Path, dict]) -> None:
+    """Stages check the file against params: how a run resumes (like workers) never makes it stale; a
+    setting that changes the rows does."""
+    path, _ = processed
+    check_preprocessing(path, "vgg", "vggsound", tiny_params(resume=False, shard_size=7, workers=3))
+    with pytest.raises(RunError, match=r"preprocess.compression: file has 0, params say 1"):
+        check_preprocessing(path, "vgg", "vggsound", tiny_params(compression=1))
 
 
 def test_missing_files_are_counted_and_broken_ones_skipped_with_the_reason(processed: tuple[Path, dict]) -> None:

@@ -15,6 +15,7 @@ from g2d import pipeline
 from g2d.config.params import Params, load_params
 from g2d.config.schema import ConfigError
 from g2d.errors import G2DError, describe_os_error
+from g2d.io.project_lock import project_lock
 from g2d.rules import check_config_file
 
 VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
@@ -52,6 +53,13 @@ def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
 
     summary = generate_demo.run(params, Path(args.out), args.force)
     print(f"demo dataset written to {args.out}: {summary}")
+
+
+def cmd_generate_misme_demo(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import generate_misme_demo
+
+    summary = generate_misme_demo.run(params, Path(args.out), args.force)
+    print(f"MIS-ME demo dataset written to {args.out}: {summary}")
 
 
 def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
@@ -180,6 +188,11 @@ def cmd_check(params: Params, args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
     "generate-demo": (cmd_generate_demo, "write the demo dataset's raw files (CREMA-D layout)", ("out",)),
+    "generate-misme-demo": (
+        cmd_generate_misme_demo,
+        "write the MIS-ME demo's raw files (photos, YOLO boxes, weather sheets)",
+        ("out",),
+    ),
     "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
     "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
     "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
@@ -263,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         if "preset" in options:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
-            p.add_argument("--out", default=pipeline.RAW_DEMO, help="output folder")
+            out = pipeline.RAW_MISME_DEMO if name == "generate-misme-demo" else pipeline.RAW_DEMO
+            p.add_argument("--out", default=out, help=f"output folder (default: {out})")
             p.add_argument(
                 "--force",
                 action="store_true",
@@ -273,6 +287,27 @@ def build_parser() -> argparse.ArgumentParser:
     dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
     dvc.add_argument("--check", action="store_true", help="write nothing; exit 1 and show the diff if it differs")
     return parser
+
+
+NOT_STAGES = ("check", "preset")  # commands that write no pipeline output, so take no project lock
+
+
+def _job_name(args: argparse.Namespace) -> str:
+    """The command and its targets, as the project lock shows them (`train-student demo 0 g2d`)."""
+    parts = [str(getattr(args, k)) for k in ("dataset", "seed", "method", "ablation") if getattr(args, k, None)]
+    return " ".join([args.command, *parts])
+
+
+def check_dataset_file(params: Params, args: argparse.Namespace) -> None:
+    """A stage that reads a dataset file first checks that it was made with today's preprocessing params."""
+    from g2d.io.dataset_file import check_preprocessing
+
+    if args.command in ("generate-demo", "preprocess") or getattr(args, "dataset", None) is None:
+        return
+    path = _path(pipeline.PROCESSED, args)
+    if path.is_file():  # a missing file is the stage's own error, which names the stage to run
+        ds = params.datasets[args.dataset]
+        check_preprocessing(path, args.dataset, ds.source, ds.preprocess)
 
 
 def check_targets(params: Params, args: argparse.Namespace) -> None:
@@ -307,7 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        COMMANDS[args.command][0](params, args)
+        if args.command in NOT_STAGES:
+            COMMANDS[args.command][0](params, args)
+        else:
+            with project_lock(Path("."), _job_name(args)):
+                check_dataset_file(params, args)
+                COMMANDS[args.command][0](params, args)
     except (G2DError, OSError) as exc:
         if args.debug:
             raise

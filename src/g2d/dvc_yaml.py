@@ -61,15 +61,17 @@ def _sources(template: str) -> list[str]:
     return [template.replace("{source_module}", path) for path in sorted(pipeline.source_modules().values())]
 
 
-def _entries(paths: tuple[str, ...], spec: pipeline.Stage, cache: bool = True) -> list[Any]:
-    """deps / outs / metrics entries, each path once; `cache: false` unless cached (pipeline.UNCACHED)."""
+def _entries(paths: tuple[str, ...], spec: pipeline.Stage) -> list[Any]:
+    """deps / outs / metrics entries, each path once. Every output is cached, metrics and the report
+    included: git ignores them (Snakemake writes them too), so the cache and a remote are how a second
+    clone gets them (`dvc pull`) instead of evaluating again."""
     out: list[Any] = []
     seen: set[str] = set()
     for template in paths:
         for path in (_template(t, spec) for t in _sources(template)):
             if path not in seen:
                 seen.add(path)
-                out.append(path if cache and template not in pipeline.UNCACHED else {path: {"cache": False}})
+                out.append(path)
     return out
 
 
@@ -83,7 +85,7 @@ def stage_entry(spec: pipeline.Stage) -> dict[str, Any]:
     if spec.outs:
         body["outs"] = _entries(spec.outs, spec)
     if spec.metrics:
-        body["metrics"] = _entries(spec.metrics, spec, cache=False)
+        body["metrics"] = _entries(spec.metrics, spec)
     if not spec.wildcards:
         return body
     if _uses_foreach(spec):

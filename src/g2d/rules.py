@@ -67,8 +67,9 @@ def _holds(path: Path, text: str) -> bool:
 
 
 def shell_prefix(params_file: Path) -> str:
-    """What runs before each rule's command: bash's strict mode and $G2D."""
-    return f"set -euo pipefail; {G2D}={shlex.quote(f'g2d --params {params_file}')}; "
+    """What runs before each rule's command: bash's strict mode, $G2D, and the front end's name for the
+    project lock (g2d.io.project_lock)."""
+    return f"set -euo pipefail; export G2D_FRONTEND=snakemake; {G2D}={shlex.quote(f'g2d --params {params_file}')}; "
 
 
 def lookup(config: Mapping[str, Any], key: str) -> Any:
@@ -184,6 +185,15 @@ class RuleParts:
             return json.dumps({k: without_speed_only(k, lookup(self.config, k), w) for k in keys}, sort_keys=True)
 
         return values
+
+    def resources(self, name: str) -> dict[str, Callable[[Wildcards], int]]:
+        """The cluster resources of the stage's jobs (params' `resources`, per dataset where set), under
+        the names Snakemake's executors read: mem_mb, runtime (minutes) and gpu (the SLURM plugin's)."""
+
+        def field(key: str) -> Callable[[Wildcards], int]:
+            return lambda wildcards: getattr(self.validated.resources.job(name, wildcards.get("dataset")), key)
+
+        return {"mem_mb": field("mem_mb"), "runtime": field("runtime"), "gpu": field("gpus")}
 
     def log(self, name: str) -> str:
         return pipeline.stage(name).log()

@@ -27,6 +27,7 @@ wildcard_constraints:
 stage_inputs = RULES.inputs
 stage_params = RULES.params
 stage_log = RULES.log
+stage_resources = RULES.resources
 stage_shell = RULES.shell
 
 
@@ -44,7 +45,7 @@ def stage_outputs(name, reported=None):
     return out
 
 
-# Raw data the pipeline does not generate must exist before anything runs; say what is expected.
+# Raw data the pipeline does not generate (the demos) must exist before anything runs; say what is expected.
 for _name, _ds in PARAMS.datasets.items():
-    if _ds.raw_dir != pipeline.RAW_DEMO:
+    if _ds.raw_dir not in pipeline.GENERATED_RAW:
         get_source(_ds.source).check_raw(Path(_ds.raw_dir), _ds.preprocess)

@@ -1,4 +1,4 @@
-# Raw data -> HDF5: the demo generator and one preprocessing job per dataset.
+# Raw data -> HDF5: the demo generators (CREMA-D and MIS-ME layouts) and one preprocessing job per dataset.
 
 
 rule generate_demo:
@@ -10,10 +10,29 @@ rule generate_demo:
         p=stage_params("generate_demo"),
     log:
         stage_log("generate_demo"),
+    resources:
+        **stage_resources("generate_demo"),
     conda:
         ENV
     shell:
         stage_shell("generate_demo")
+
+
+rule generate_misme_demo:
+    input:
+        stage_inputs("generate_misme_demo"),
+    output:
+        *stage_outputs("generate_misme_demo"),
+    params:
+        p=stage_params("generate_misme_demo"),
+    log:
+        stage_log("generate_misme_demo"),
+    resources:
+        **stage_resources("generate_misme_demo"),
+    conda:
+        ENV
+    shell:
+        stage_shell("generate_misme_demo")
 
 
 rule preprocess:
@@ -25,6 +44,8 @@ rule preprocess:
         p=stage_params("preprocess"),
     log:
         stage_log("preprocess"),
+    resources:
+        **stage_resources("preprocess"),
     threads: lambda w: PARAMS.datasets[w.dataset].preprocess.workers
     conda:
         ENV

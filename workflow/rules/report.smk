@@ -23,6 +23,8 @@ rule report:
         p=stage_params("report"),
     log:
         stage_log("report"),
+    resources:
+        **stage_resources("report"),
     conda:
         ENV
     shell:

@@ -12,6 +12,8 @@ rule train_student:
         p=stage_params("train_student"),
     log:
         stage_log("train_student"),
+    resources:
+        **stage_resources("train_student"),
     threads: 2
     conda:
         ENV
@@ -28,6 +30,8 @@ rule evaluate:
         p=stage_params("evaluate"),
     log:
         stage_log("evaluate"),
+    resources:
+        **stage_resources("evaluate"),
     threads: 2
     conda:
         ENV
@@ -44,6 +48,8 @@ rule ablate:
         p=stage_params("ablate"),
     log:
         stage_log("ablate"),
+    resources:
+        **stage_resources("ablate"),
     threads: 2
     conda:
         ENV

@@ -10,6 +10,8 @@ rule train_teachers:
         p=stage_params("train_teachers"),
     log:
         stage_log("train_teachers"),
+    resources:
+        **stage_resources("train_teachers"),
     threads: 2
     conda:
         ENV
@@ -26,6 +28,8 @@ rule score:
         p=stage_params("score"),
     log:
         stage_log("score"),
+    resources:
+        **stage_resources("score"),
     threads: 2
     conda:
         ENV

@@ -25,7 +25,7 @@ from g2d.config.schema import ConfigError, coerce, parse, require
 from g2d.datasets import SOURCES, get_source
 from g2d.methods import METHODS, method_entry, method_section, method_sections
 from g2d.methods.options import SMPParams
-from g2d.models import ENCODERS, FUSIONS, fusion_section, fusion_sections
+from g2d.models import FUSIONS, encoder_options, fusion_section, fusion_sections
 
 T = TypeVar("T")
 
@@ -209,15 +209,76 @@ def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class JobResources:
+    """What one job of a stage asks a cluster scheduler for (Snakemake's `resources`; local runs ignore
+    them): memory in MB, wall time in minutes, GPUs."""
+
+    mem_mb: int = 4000
+    runtime: int = 60
+    gpus: int = 0
+
+    def validate(self, where: str) -> None:
+        require(self.mem_mb > 0, f"{where}.mem_mb", "must be a positive number of MB")
+        require(self.runtime > 0, f"{where}.runtime", "must be a positive number of minutes")
+        require(self.gpus >= 0, f"{where}.gpus", "must be 0 or more")
+
+
+# The resources params.yaml documents (tests/test_params.py checks they agree); a key left out of
+# `resources.stages` keeps its value here.
+STAGE_RESOURCES: dict[str, dict[str, int]] = {
+    "generate_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
+    "generate_misme_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
+    "preprocess": {"mem_mb": 8000, "runtime": 240, "gpus": 0},
+    "train_teachers": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
+    "score": {"mem_mb": 16000, "runtime": 120, "gpus": 1},
+    "train_student": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
+    "evaluate": {"mem_mb": 8000, "runtime": 60, "gpus": 1},
+    "ablate": {"mem_mb": 16000, "runtime": 2880, "gpus": 1},
+    "report": {"mem_mb": 4000, "runtime": 30, "gpus": 0},
+}
+
+
+@dataclass(frozen=True)
+class ResourcesParams:
+    """Cluster resources per stage (`stages`: the fields given replace STAGE_RESOURCES'), and per dataset
+    where a dataset needs more (`datasets.<name>.<stage>`: the fields given replace the stage's)."""
+
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+    datasets: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        given = self.stages
+        merged = {stage: {**values, **given.get(stage, {})} for stage, values in STAGE_RESOURCES.items()}
+        object.__setattr__(self, "stages", {**given, **merged})
+
+    def job(self, stage: str, dataset: str | None = None) -> JobResources:
+        """The resources of one job of `stage` (for `dataset`, if the stage runs per dataset)."""
+        extra = self.datasets.get(dataset or "", {}).get(stage, {})
+        return JobResources(**{**self.stages.get(stage, {}), **extra})
+
+    def validate(self, where: str) -> None:
+        from g2d import pipeline
+
+        names = [s.name for s in pipeline.STAGES]
+        tables = [(f"{where}.stages.{stage}", stage, values) for stage, values in self.stages.items()]
+        for dataset, stages in self.datasets.items():
+            tables += [(f"{where}.datasets.{dataset}.{stage}", stage, values) for stage, values in stages.items()]
+        for key, stage, values in tables:
+            require(stage in names, key, f"not a stage; stages: {', '.join(names)}")
+            parse(JobResources, values, key)
+
+
+@dataclass(frozen=True)
 class DatasetParams:
-    """One dataset to run: its raw source, where the raw files are, per-modality encoders, `student`:
+    """One dataset to run: its raw source, where the raw files are, per-modality encoders (a name, or a
+    mapping {name: ..., <the encoder's options>}, g2d.models.encoder_options), `student`:
     overrides of student params for this dataset only (dotted keys as an ablation's `over`, or nested
     mappings; e.g. {ogm_ge.alpha: 0.8}), applied by `Params.for_dataset`, and the training-time
     augmentation (`augment`, off unless asked for)."""
 
     source: str
     raw_dir: str
-    encoders: dict[str, str]
+    encoders: dict[str, str | dict[str, Any]]
     preprocess: Any = None
     student: dict[str, Any] = field(default_factory=dict)
     augment: AugmentParams = field(default_factory=AugmentParams)
@@ -251,7 +312,9 @@ class Params:
     teacher_cache: bool = True
     device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
+    resources: ResourcesParams = field(default_factory=ResourcesParams)
     demo: Any = None
+    misme_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
     # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
@@ -325,6 +388,12 @@ class Params:
 
     def check(self) -> None:
         """Everything that spans keys, once the params are assembled (`params_from_dict` calls it)."""
+        for name in self.resources.datasets:
+            require(
+                name in self.datasets,
+                f"resources.datasets.{name}",
+                f"no such dataset in params; defined: {', '.join(self.datasets) or 'none'}",
+            )
         self.validate_knobs()
         self.validate_dataset_overrides()
         self.validate_ablations()
@@ -366,11 +435,7 @@ class Params:
                 "dataset names may use letters, digits and _ only (they become file names)",
             )
             for modality, enc in ds.encoders.items():
-                require(
-                    enc in ENCODERS,
-                    f"{key}.encoders.{modality}",
-                    f"unknown encoder {enc!r}; choose from {', '.join(sorted(ENCODERS))}",
-                )
+                encoder_options(enc, f"{key}.encoders.{modality}")
         self.validate_online_teachers()
 
     def validate_online_teachers(self) -> None:
@@ -636,7 +701,14 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         from g2d.datasets import demo as demo_source
 
         demo = parse(demo_source.Params, params.demo, "demo")
-    params = dataclasses.replace(params, datasets=datasets, demo=demo, extra_taus=tuple(extra_taus), sections=sections)
+    misme_demo = None
+    if params.misme_demo is not None:
+        from g2d.datasets import misme_demo as misme_demo_source
+
+        misme_demo = parse(misme_demo_source.Params, params.misme_demo, "misme_demo")
+    params = dataclasses.replace(
+        params, datasets=datasets, demo=demo, misme_demo=misme_demo, extra_taus=tuple(extra_taus), sections=sections
+    )
     params.check()
     return params
 

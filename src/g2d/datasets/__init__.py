@@ -25,6 +25,7 @@ from g2d.errors import G2DError
 SOURCES: dict[str, str] = {
     "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
+    "misme": "g2d.datasets.misme",
     "vggsound": "g2d.datasets.vggsound",
 }
 

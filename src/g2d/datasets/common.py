@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from g2d.datasets import RawDataError
 from g2d.io.atomic import atomic_path, write_json
-from g2d.io.dataset_file import DatasetMeta, DatasetWriter
+from g2d.io.dataset_file import DatasetMeta, DatasetWriter, preprocessing_record
+
+__all__ = ["Report", "Sample", "Skipped", "preprocessing_record", "write_dataset"]
 
 SHOWN_SKIPS = 5
 
@@ -137,18 +139,6 @@ def skip_fields(found: int, skipped: Sequence[Skipped]) -> dict[str, Any]:
         "skipped": [dataclasses.asdict(s) for s in skipped],
         "skipped_fraction": len(skipped) / found if found else 0.0,
     }
-
-
-def preprocessing_record(
-    source: str, params: Any, speed_only: Sequence[str] = ("workers",), **extra: Any
-) -> dict[str, Any]:
-    """What made a dataset file (its `preprocessing` attribute): the source, its params minus the
-    `speed_only` ones (`workers`, and e.g. how a source resumes), which never change the output, and
-    `extra` (e.g. the resolved format)."""
-    record = dataclasses.asdict(params)
-    for name in speed_only:
-        del record[name]
-    return {"source": source, **record, **extra}
 
 
 def reason(exc: Exception, path: str | os.PathLike[str]) -> str:

@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 
 from g2d.config.schema import require
-from g2d.datasets import RawDataError
 from g2d.datasets.cremad import CLASS_NAMES
-from g2d.io.atomic_dir import atomic_dir
+from g2d.io.atomic_dir import generated_dir
 
 SENTENCES: tuple[str, ...] = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 FIRST_ACTOR = 1001
@@ -127,10 +126,8 @@ def generate(out_dir: str | Path, params: Params, force: bool = False) -> dict[s
     """Write the synthetic CREMA-D tree to `out_dir`, replacing it only once all files are written, and
     only if it is empty or an earlier demo (or `force`)."""
     target = Path(out_dir)
-    check_replaceable(target, force)
     plans = plan_clips(params)
-    with atomic_dir(target) as staging:
-        (staging / MARKER).write_text("written by `g2d generate-demo`; it may replace this folder\n", encoding="utf-8")
+    with generated_dir(target, force) as staging:
         for folder in ("AudioWAV", "VideoFlash", "processedResults"):
             (staging / folder).mkdir()
         for plan in plans:
@@ -148,23 +145,6 @@ def generate(out_dir: str | Path, params: Params, force: bool = False) -> dict[s
         }
         (staging / "README.txt").write_text(readme(params, summary), encoding="utf-8")
     return summary
-
-
-MARKER = ".g2d-demo"  # the file that marks a folder as generate-demo's output, which a new demo may replace
-
-
-def check_replaceable(target: Path, force: bool) -> None:
-    """Refuse to replace a folder of someone's files: only an empty one or an earlier demo (marked)."""
-    if force or not target.exists() or (target / MARKER).is_file():
-        return
-    if not target.is_dir():
-        raise RawDataError(f"{target}: exists and is not a folder; choose another --out, or pass --force to replace it")
-    held = sum(1 for _ in target.rglob("*"))
-    if held:
-        raise RawDataError(
-            f"{target}: holds {held} files or folders and is not a demo folder (no {MARKER} marker); generate-demo "
-            "replaces its --out whole, so it refuses. Choose another --out, or pass --force to replace it"
-        )
 
 
 def plan_clips(params: Params) -> list[ClipPlan]:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -138,6 +138,8 @@ class Params:
     resume: bool = True
     shard_size: int = 64
     workers: int = 1
+
+    SPEED_ONLY: ClassVar[tuple[str, ...]] = ("workers", "resume", "shard_size")  # not in the file's record
 
     def validate(self, where: str) -> None:
         require(
@@ -351,7 +353,7 @@ def preprocess(
         task="classification",
         modalities=MODALITIES,
         class_names=names,
-        preprocessing=preprocessing_record(SOURCE, params, speed_only=("workers", "resume", "shard_size")),
+        preprocessing=preprocessing_record(SOURCE, params),
     )
     shapes = sample_shapes(params)
     decode = functools.partial(process_clip, audio=params.audio, video=params.video)

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from g2d.errors import G2DError
 from g2d.io.atomic import remove_stale_temps, temp_prefix, umask
 
 
@@ -33,3 +34,25 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+MARKER = ".g2d-demo"  # marks a folder as a generator's output, which a new one may replace
+
+
+@contextlib.contextmanager
+def generated_dir(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """atomic_dir for a generator's output folder (a demo dataset): it replaces only an absent or empty
+    folder or an earlier output (marked), never a folder of someone's files unless `force`."""
+    target = Path(path)
+    if not force and target.exists() and not (target / MARKER).is_file():
+        if not target.is_dir():
+            raise G2DError(f"{target}: exists and is not a folder; choose another --out, or pass --force to replace it")
+        held = sum(1 for _ in target.rglob("*"))
+        if held:
+            raise G2DError(
+                f"{target}: holds {held} files or folders and is not a generated folder (no {MARKER} marker); "
+                "the generator replaces its --out whole, so it refuses. Choose another --out, or pass --force"
+            )
+    with atomic_dir(target) as tmp:
+        (tmp / MARKER).write_text("written by g2d; a new generate-demo run may replace this folder\n", encoding="utf-8")
+        yield tmp

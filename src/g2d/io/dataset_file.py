@@ -23,6 +23,7 @@ with its own version: g2d.io.score_cache.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zlib
@@ -365,6 +366,38 @@ def read_meta(path: str | os.PathLike[str]) -> DatasetMeta:
             class_names=tuple(json.loads(attrs["class_names"])),
             preprocessing=json.loads(attrs["preprocessing"]),
         )
+
+
+def preprocessing_record(source: str, params: Any, **extra: Any) -> dict[str, Any]:
+    """What made a dataset file (its `preprocessing` attribute): the source, its params minus those that
+    never change the output (`workers`, or the keys its Params class lists in `SPEED_ONLY`, e.g. how
+    VGGSound resumes), and `extra` (e.g. the resolved format)."""
+    record = dataclasses.asdict(params)
+    for name in getattr(params, "SPEED_ONLY", ("workers",)):
+        del record[name]
+    return {"source": source, **record, **extra}
+
+
+def check_preprocessing(path: str | os.PathLike[str], dataset: str, source: str, params: Any) -> DatasetMeta:
+    """The file's meta, once its recorded preprocessing matches what params say now (`source`, and the
+    `datasets.<dataset>.preprocess` section `params`): a stage must not train on data another setting made,
+    e.g. while another front end rewrites the file, or after params changed without preprocessing again."""
+    meta = read_meta(path)
+    expected = json.loads(json.dumps(preprocessing_record(source, params)))  # tuples as lists, as stored
+    recorded = dict(meta.preprocessing)
+    differ = [k for k in expected if recorded.get(k, "<missing>") != expected[k]]
+    if differ:
+        shown = "; ".join(
+            f"{'source' if k == 'source' else f'datasets.{dataset}.preprocess.{k}'}: file has "
+            f"{recorded.get(k, '<missing>')!r}, params say {expected[k]!r}"
+            for k in differ[:3]
+        )
+        raise RunError(
+            f"{path}: made with other preprocessing settings than params ({shown}). Preprocess it again "
+            f"(snakemake or dvc repro, or `g2d preprocess --dataset {dataset}`); if another run is rewriting it, "
+            "wait for that run to finish"
+        )
+    return meta
 
 
 def load_split(path: str | os.PathLike[str], split: str, modalities: Sequence[str] | None = None) -> SplitData:

@@ -60,6 +60,7 @@ METHODS: dict[str, MethodEntry] = {
     "mslr": MethodEntry("g2d.methods.mslr:MSLR", MSLRParams),
     "reconboost": MethodEntry("g2d.methods.reconboost:ReconBoost", ReconBoostParams),
     "ume": MethodEntry("g2d.methods.ume:UME", teacher_weights=True),
+    "misme": MethodEntry("g2d.methods.misme:MISME"),
 }
 
 

@@ -13,8 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from g2d.models.options import FiLMParams, GatedParams
+from g2d.config.schema import ConfigError, parse
+from g2d.models.options import FiLMParams, GatedParams, MobileNetV2Params, TabularMLPParams
 from g2d.registry import Entry, lookup, option_sections, section_name
+
+# A dataset's encoder for one modality (params.yaml `datasets.<name>.encoders.<modality>`): a registered
+# name, or a mapping {name: <encoder>, <its options>...}, e.g. {name: mobilenet_v2, width: 0.35}.
+EncoderSpec = str | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ FUSIONS: dict[str, FusionEntry] = {
     "late": FusionEntry("g2d.models.fusion:LateFusion"),
     "sum": FusionEntry("g2d.models.fusion:SumFusion"),
     "concat": FusionEntry("g2d.models.fusion:ConcatFusion"),
+    "concat_heads": FusionEntry("g2d.models.fusion:ConcatHeadsFusion"),
     "shared": FusionEntry("g2d.models.fusion:SharedHeadFusion"),
     "shared_entropy": FusionEntry("g2d.models.fusion:SharedHeadFusion", fixed={"weighting": "entropy"}),
     "film": FusionEntry("g2d.models.fusion:FiLMFusion", FiLMParams),
@@ -38,7 +44,29 @@ FUSIONS: dict[str, FusionEntry] = {
 ENCODERS: dict[str, Entry] = {
     "small_cnn": Entry("g2d.models.encoders:SmallCNN"),
     "resnet18": Entry("g2d.models.encoders:ResNet18"),
+    "mobilenet_v2": Entry("g2d.models.encoders:MobileNetV2", MobileNetV2Params),
+    "tabular_mlp": Entry("g2d.models.encoders:TabularMLP", TabularMLPParams),
 }
+
+
+def encoder_options(spec: EncoderSpec, where: str) -> tuple[str, Any]:
+    """(name, options dataclass or None) of an encoder spec, validated; errors name `where`."""
+    if isinstance(spec, str):
+        name, given = spec, None
+    else:
+        if "name" not in spec or not isinstance(spec["name"], str):
+            raise ConfigError(
+                f"{where}.name: missing; an encoder given as a mapping names it, e.g. {{name: mobilenet_v2}}"
+            )
+        name, given = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    if name not in ENCODERS:
+        raise ConfigError(f"{where}: unknown encoder {name!r}; choose from {', '.join(sorted(ENCODERS))}")
+    options = ENCODERS[name].options
+    if options is None:
+        if given:
+            raise ConfigError(f"{where}.{sorted(given)[0]}: unknown key; encoder {name} has no options")
+        return name, None
+    return name, parse(options, given, where, also=("name",))
 
 
 def fusion_entry(name: str) -> FusionEntry:

@@ -2,15 +2,23 @@
 
 Inputs are (B, C, H, W) images/spectrograms or (B, F, C, H, W) frame stacks; frame stacks are
 encoded frame by frame and averaged over time (the paper's visual pathway pools over frames).
-Add an encoder by writing a builder and naming it in `g2d.models.ENCODERS`.
+Tabular encoders (`tabular = True`) take (B, F) rows of features instead.
+Add an encoder by writing a builder and naming it in `g2d.models.ENCODERS`; one with knobs declares
+`Options`, the dataclass a dataset's encoder mapping is parsed into (g2d.models.encoder_options).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from g2d.models import ENCODERS
+from g2d.models import ENCODERS, EncoderSpec, encoder_options
+from g2d.models.options import MobileNetV2Params, TabularMLPParams
 from g2d.registry import lookup
 
 
@@ -76,11 +84,96 @@ class ResNet18(nn.Module):
         return self.net(x)
 
 
-def build_encoder(name: str, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
-    """Build encoder `name` for samples of `input_shape` (without batch); return it and its feature size."""
-    if len(input_shape) == 2:
-        raise ValueError(f"encoder {name} needs (C, H, W) or (F, C, H, W) samples, got {input_shape}")
-    in_channels = input_shape[-3]
-    backbone = lookup(ENCODERS, name, "encoder").load()(in_channels)
-    out_dim = int(backbone.out_dim)  # type: ignore[arg-type]
-    return FramePooling(backbone), out_dim
+class MobileNetV2(nn.Module):
+    """torchvision MobileNetV2's convolutional body (MIS-ME's image encoder) and global average pooling;
+    random init, or the `weights` file's (then `initialise` leaves it alone: `pretrained`)."""
+
+    Options = MobileNetV2Params
+
+    def __init__(self, in_channels: int, width: float = 1.0, weights: str | None = None) -> None:
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        net = mobilenet_v2(weights=None, width_mult=width)
+        if in_channels != 3:
+            first = net.features[0][0]
+            net.features[0][0] = nn.Conv2d(in_channels, first.out_channels, 3, stride=2, padding=1, bias=False)
+        self.features = net.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = int(net.last_channel)
+        self.pretrained = weights is not None
+        if weights is not None:
+            self.load_weights(Path(weights))
+
+    def load_weights(self, path: Path) -> None:
+        """Load the `features.*` tensors of a state dict file (a whole torchvision MobileNetV2's, or the
+        body's alone); errors name the file and what does not fit."""
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: pretrained MobileNetV2 weights not found (encoder option weights)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        body = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        body = body or {k: v for k, v in state.items() if k.split(".")[0].isdigit()}
+        if not body:
+            raise ValueError(f"{path}: holds no MobileNetV2 `features.*` tensors; give a torchvision state dict")
+        try:
+            self.features.load_state_dict(body)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"{path}: does not fit this MobileNetV2 (width and input channels must match the file's): {exc}"
+            ) from exc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+class RowBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that normalises a training batch of one row with its running statistics (a batch
+    statistic of one row is undefined), as the last, short batch of an epoch can be."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+class TabularMLP(nn.Module):
+    """MIS-ME's network for the weather table: per hidden layer Linear, BatchNorm, ReLU, dropout; the
+    last width is the feature size."""
+
+    Options = TabularMLPParams
+    tabular = True
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (256, 128, 64, 32, 16), dropout: float = 0.2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), RowBatchNorm(h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_encoder(spec: EncoderSpec, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
+    """Build the encoder of `spec` (a name, or a mapping with its options) for samples of `input_shape`
+    (without batch); return it and its feature size."""
+    lookup(ENCODERS, spec if isinstance(spec, str) else str(spec.get("name")), "encoder")  # KeyError lists them
+    name, options = encoder_options(spec, "encoder")
+    cls = ENCODERS[name].load()
+    kwargs = dataclasses.asdict(options) if options is not None else {}
+    if getattr(cls, "tabular", False):
+        if len(input_shape) != 1:
+            raise ValueError(f"encoder {name} reads rows of features (F,), got samples of shape {input_shape}")
+        backbone = cls(input_shape[0], **kwargs)
+        return backbone, int(backbone.out_dim)
+    if len(input_shape) not in (3, 4):
+        raise ValueError(
+            f"encoder {name} needs (C, H, W) or (F, C, H, W) samples, got {input_shape}"
+            + ("; rows of features need a tabular encoder (tabular_mlp)" if len(input_shape) == 1 else "")
+        )
+    backbone = cls(input_shape[-3], **kwargs)
+    return FramePooling(backbone), int(backbone.out_dim)

@@ -5,6 +5,9 @@ the way its structure allows:
   - late:   each modality has its own linear head; fused = mean of the heads' logits.
   - sum:    one head on the sum of features; modality m's logits = W f_m + b / k.
   - concat: one head on the concatenated features; modality m's logits = W[:, slice_m] f_m + b / k.
+  - concat_heads (MIS-ME's): one head on the concatenated features for the fused output, and a
+            linear head of each modality's own for its output (trained only by a loss that uses
+            them, as MIS-ME's does).
   - shared, shared_entropy (MLA's head): one linear head applied to every modality's features;
             modality m's logits = head(f_m); fused = their mean (shared) or, per sample, their mix
             with weights softmax(-entropy) over modalities (shared_entropy: MLA's test-time fusion).
@@ -77,6 +80,18 @@ class ConcatFusion(nn.Module):
         weights = torch.split(self.head.weight, self.dims, dim=1)
         per_mod = [f @ w.T + self.head.bias / k for f, w in zip(feats, weights)]
         return self.head(torch.cat(list(feats), dim=1)), per_mod
+
+
+class ConcatHeadsFusion(nn.Module):
+    """MIS-ME's fusion: fused = head(concatenated features); modality m's output = its own head(f_m)."""
+
+    def __init__(self, dims: Sequence[int], num_outputs: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(sum(dims), num_outputs)
+        self.heads = nn.ModuleList(nn.Linear(d, num_outputs) for d in dims)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.head(torch.cat(list(feats), dim=1)), [head(f) for head, f in zip(self.heads, feats)]
 
 
 class SharedHeadFusion(nn.Module):

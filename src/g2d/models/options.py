@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from g2d.config.schema import require
+
 
 @dataclass(frozen=True)
 class FiLMParams:
@@ -28,3 +30,31 @@ class GatedParams:
     the others' projections; for two modalities sigmoid(W_a f_a) * W_v f_v)."""
 
     form: Literal["symmetric", "one_way"] = "symmetric"
+
+
+@dataclass(frozen=True)
+class MobileNetV2Params:
+    """MobileNetV2 (torchvision; MIS-ME's image encoder): `width` is the width multiplier (1.0 is the
+    paper's network, smaller ones are for CPUs), `weights` a local file of pretrained weights (a
+    torchvision state dict, or one of its `features` only) loaded into the convolutional body; random
+    initialisation when null."""
+
+    width: float = 1.0
+    weights: str | None = None
+
+    def validate(self, where: str) -> None:
+        require(0 < self.width <= 2, f"{where}.width", f"must be in (0, 2], got {self.width}")
+
+
+@dataclass(frozen=True)
+class TabularMLPParams:
+    """MIS-ME's fully connected network for the weather table: Linear, BatchNorm, ReLU and dropout per
+    hidden layer (8 -> 256 -> 128 -> 64 -> 32 -> 16 in MIS-ME; its dropout rate is not published)."""
+
+    hidden: tuple[int, ...] = (256, 128, 64, 32, 16)
+    dropout: float = 0.2
+
+    def validate(self, where: str) -> None:
+        require(len(self.hidden) > 0, f"{where}.hidden", "give at least one hidden layer width")
+        require(all(h > 0 for h in self.hidden), f"{where}.hidden", f"widths must be positive, got {list(self.hidden)}")
+        require(0 <= self.dropout < 1, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from g2d.models import EncoderSpec
 from g2d.models.encoders import build_encoder
 from g2d.models.fusion import build_fusion
 
@@ -41,7 +42,10 @@ def initialise(model: M, scheme: str) -> M:
         return model
     if scheme != "reference":
         raise ValueError(f"unknown init {scheme!r}; choose one of {', '.join(INITS)}")
+    loaded = {id(m) for owner in model.modules() if getattr(owner, "pretrained", False) for m in owner.modules()}
     for module in model.modules():
+        if id(module) in loaded:  # weights loaded from a file (an encoder's `weights` option)
+            continue
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(module, nn.Linear):
@@ -57,7 +61,7 @@ def initialise(model: M, scheme: str) -> M:
 class UnimodalModel(nn.Module):
     """A teacher: one encoder and a linear head. Returns (features, logits)."""
 
-    def __init__(self, encoder_name: str, input_shape: tuple[int, ...], num_outputs: int) -> None:
+    def __init__(self, encoder_name: EncoderSpec, input_shape: tuple[int, ...], num_outputs: int) -> None:
         super().__init__()
         self.encoder, dim = build_encoder(encoder_name, input_shape)
         self.head = nn.Linear(dim, num_outputs)
@@ -73,7 +77,7 @@ class MultimodalStudent(nn.Module):
     def __init__(
         self,
         modalities: Sequence[str],
-        encoder_names: Mapping[str, str],
+        encoder_names: Mapping[str, EncoderSpec],
         input_shapes: Mapping[str, tuple[int, ...]],
         fusion: str,
         num_outputs: int,

@@ -21,6 +21,8 @@ from g2d.io.atomic import read_json, write_json, write_text
 from g2d.io.atomic_dir import atomic_dir
 from g2d.plots import plot_teacher_confidence, plot_test_bars, plot_training_curves
 
+METRIC_ORDER = ("accuracy", "macro_f1", "mape", "r2", "rmse", "mae")  # the first is each dataset's main metric
+
 
 def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean and std over seeds of the finite values; a value that is undefined (null in a run's JSON,
@@ -142,7 +144,7 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
     }
     first = runs[params.seeds[0]][params.methods[0]]
     modalities = [k for k in first["test"] if k != "fused"]
-    metric_names = list(first["test"]["fused"])
+    metric_names = sorted(first["test"]["fused"], key=lambda k: (METRIC_ORDER + (k,)).index(k))
     weak = weak_modality(
         params, root, dataset, modalities, "accuracy" in metric_names, first["least_confident_teacher"]
     )
@@ -243,6 +245,23 @@ def table(summary: dict[str, Any], metric: str, scale: float) -> str:
     return "\n".join(lines)
 
 
+REGRESSION_LABELS = {"mape": "MAPE (%)", "r2": "R²", "rmse": "RMSE", "mae": "MAE"}
+
+
+def regression_table(summary: dict[str, Any]) -> str:
+    """The paper's Table 3 layout: a row per metric, columns each teacher, then each method's fused output."""
+    mods = summary["modalities"]
+    methods = list(summary["methods"])
+    head = ["metric", *(f"T^{m} ({m} only)" for m in mods), *methods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for metric in summary["metrics"]:
+        row = [REGRESSION_LABELS.get(metric, metric)]
+        row += [_fmt(summary["teachers"][m][metric], 1.0) for m in mods]
+        row += [_fmt(summary["methods"][meth]["fused"][metric], 1.0) for meth in methods]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def priority_table(summary: dict[str, Any], taus: Sequence[int]) -> list[str]:
     """Markdown lines: per SMP method and phase, the share of training samples whose batch prioritised each
     modality (mean ± std over seeds); nothing when no method uses SMP."""
@@ -295,6 +314,16 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
                 f"{s['weak_modality_rule']}.",
                 "",
             ]
+            if scale == 1.0:
+                sections += [
+                    "### Table 3 layout: teachers and fused students, test split",
+                    "",
+                    regression_table(s),
+                    "",
+                    "MAPE = mean |(y - ŷ) / y| x 100 and R² in the target's units (docs/evaluation.md); each "
+                    "method's per-modality branches are in the tables below.",
+                    "",
+                ]
             for metric in s["metrics"]:
                 sections += [
                     f"### Test {metric}{unit if metric in ('accuracy', 'macro_f1') else ''}",

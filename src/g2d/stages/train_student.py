@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from g2d.config.params import Params
+from g2d.errors import RunError
 from g2d.io.atomic import write_json
 from g2d.io.dataset_file import SplitReader, read_meta
 from g2d.io.score_cache import TRAIN_VIEWS, read_scores, read_view_bank
@@ -57,7 +58,7 @@ def train_crops(params: Params, dataset: str, train: SplitReader, scores_path: P
         return fresh_crops(augment, train)
     bank = read_view_bank(scores_path)
     if bank is None or bank.rows != len(train) or set(bank.modalities) != set(augment.modalities or ()):
-        raise ValueError(
+        raise RunError(
             f"{scores_path}: its view bank does not match datasets.{dataset}.augment and the training "
             "split; rerun the score stage"
         )

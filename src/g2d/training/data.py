@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from g2d.config.params import DataParams
+from g2d.errors import RunError
 from g2d.io.dataset_file import SplitReader, open_split
 from g2d.io.score_cache import TeacherScores
 from g2d.training.augment import Crops, CropSource
@@ -191,7 +192,7 @@ class SplitTensors:
         if teacher is not None:
             missing = [m for m in self.modalities if m not in teacher]
             if missing:
-                raise ValueError(f"the teacher cache has no scores for modalities {missing}")
+                raise RunError(f"the teacher cache has no scores for modalities {missing}; rerun the score stage")
             self.teacher = {m: self._cached(teacher[m], m, (len(split),)) for m in self.modalities}
         if teacher_views:
             if self.teacher is None or augment is None:
@@ -205,7 +206,7 @@ class SplitTensors:
     def _cached(scores: TeacherScores, modality: str, rows: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """One modality's cached teacher outputs as tensors, checked to cover `rows` (N, or K x N views)."""
         if scores.confidence.shape != rows:
-            raise ValueError(
+            raise RunError(
                 f"teacher cache for {modality} has {scores.confidence.shape} rows, "
                 f"the split needs {rows}; rerun the score stage"
             )

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from g2d.config.params import Params
+from g2d.config.schema import ConfigError
 
 
 def optimisation_settings(params: Params) -> dict[str, Any]:
@@ -51,5 +52,5 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {name!r} was asked for but CUDA is not available; set device: auto or cpu")
+        raise ConfigError(f"device: {name!r} was asked for but CUDA is not available; set device: auto or cpu")
     return torch.device(name)

@@ -14,6 +14,7 @@ from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.methods.losses import task_loss
 from g2d.methods.smp import total_epochs
+from g2d.models import EncoderSpec
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, initialise
 from g2d.training.data import SplitTensors
 from g2d.training.engine import FitResult, StepFn, fit, seed_everything
@@ -104,7 +105,7 @@ def student_step(
 def train_student(
     params: Params,
     meta: DatasetMeta,
-    encoders: Mapping[str, str],
+    encoders: Mapping[str, EncoderSpec],
     method_name: str,
     seed: int,
     train: SplitTensors,

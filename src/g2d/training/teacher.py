@@ -11,6 +11,7 @@ from g2d.config.params import Params
 from g2d.io.dataset_file import DatasetMeta
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
+from g2d.models import EncoderSpec
 from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
@@ -48,7 +49,7 @@ def train_teacher(
     params: Params,
     meta: DatasetMeta,
     modality: str,
-    encoder: str,
+    encoder: EncoderSpec,
     seed: int,
     train: SplitTensors,
     val: SplitTensors,
