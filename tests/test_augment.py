@@ -395,7 +395,9 @@ def test_single_images_are_cropped_like_frame_stacks():
     from g2d.datasets import avmnist
     from g2d.io.dataset_file import SplitData
 
-    spec = resolve_augment(AugmentParams(kind="online", scale=(0.1, 0.5)), avmnist, "datasets.av.augment")
+    spec = resolve_augment(
+        AugmentParams(kind="online", scale=(0.1, 0.5)), avmnist, avmnist.IMAGE_MODALITIES, "datasets.av.augment"
+    )
     assert spec.modalities == ("image",)
     rng = np.random.default_rng(0)
     split = SplitData(

@@ -239,3 +239,21 @@ def test_reference_init_zero_biases_xavier_heads_kaiming_convs():
     assert abs(float(conv.weight.detach().std()) - (2 / (32 * 9)) ** 0.5) < 0.01  # Kaiming normal, fan_out
     with pytest.raises(ValueError, match="unknown init 'xavier'; choose one of reference, torch"):
         initialise(built, "xavier")
+
+
+def test_the_sequence_transformer_ignores_padding_steps():
+    from g2d.models.encoders import SequenceTransformer, build_encoder
+
+    torch.manual_seed(0)
+    encoder, dim = build_encoder({"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}, (6, 3))
+    assert dim == 8
+    encoder.eval()
+    x = torch.randn(2, 4, 3)
+    padded = torch.cat([x, torch.full((2, 2, 3), -0.7)], dim=1)  # two padding steps: every value the same
+    assert SequenceTransformer.padding(padded).tolist() == [[False] * 4 + [True] * 2] * 2
+    torch.testing.assert_close(encoder(padded), encoder(x))  # masked out of attention and of the mean
+    assert not SequenceTransformer.padding(torch.zeros(1, 3, 2)).any()  # all padding: every step kept
+    with pytest.raises(ValueError, match=r"reads sequences \(T, D\), got samples of shape \(1, 6, 3\)"):
+        build_encoder("sequence_transformer", (1, 6, 3))
+    with pytest.raises(ValueError, match=r"sequences need a sequence encoder \(sequence_transformer\)"):
+        build_encoder("small_cnn", (6, 3))

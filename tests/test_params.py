@@ -60,8 +60,8 @@ def test_shipped_params_and_presets_validate():
         ({"agm__beta": 1}, r"agm.beta: unknown key; allowed keys here: alpha"),
         ({"methods": ["joint", "magic"]}, r"methods\[1\]: unknown method 'magic'; choose from joint, g2d"),
         (
-            {"datasets__demo__source": "audioset"},
-            r"datasets.demo.source: unknown source 'audioset'; choose from avmnist, cremad, misme, vggsound",
+            {"datasets__demo__source": "nope"},
+            r"datasets.demo.source: unknown source 'nope'; choose from arrays, avmnist, cremad, misme, vggsound",
         ),
         ({"datasets__demo__encoders__audio": "vit"}, r"datasets.demo.encoders.audio: unknown encoder 'vit'"),
         ({"datasets__demo__encoders__text": "small_cnn"}, r"datasets.demo.encoders.text: the cremad source has no"),

@@ -149,7 +149,9 @@ def test_a_source_s_section_is_checked(registered, tmp_path):
 
 
 def test_unregistered_source_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"datasets.nums.source: unknown source 'numbers'; choose from avmnist"):
+    with pytest.raises(
+        ConfigError, match=r"datasets.nums.source: unknown source 'numbers'; choose from arrays, avmnist"
+    ):
         numbers_params(tmp_path)
 
 

@@ -7,6 +7,7 @@ takes `--params FILE` (repeatable: later files overlay earlier ones; default par
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -227,9 +228,37 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_pickle(args: argparse.Namespace) -> int:
+    """Unpickle a feature file once, explicitly, into the arrays source's .npz files."""
+    from g2d.datasets import convert_pickle
+
+    source, out = Path(args.file), Path(args.out)
+    pairs = dict(item.split("=", 1) if "=" in item else (item, item) for item in args.modality)
+    print(
+        f"g2d convert-pickle: unpickling {source}: this runs code from the file; use only a file from a source "
+        "you trust. The pipeline never unpickles: it reads the .npz files written here.",
+        file=sys.stderr,
+    )
+    try:
+        written = convert_pickle.convert(convert_pickle.unpickle(source), source, out, pairs, args.labels, args.ids)
+    except (G2DError, OSError) as exc:
+        print(
+            f"g2d convert-pickle: error: {describe_os_error(exc) if isinstance(exc, OSError) else exc}", file=sys.stderr
+        )
+        return 2
+    for split, shapes in written.items():
+        print(f"{out / f'{split}.npz'}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
+    print(f"use it with source: arrays, raw_dir: {out}, modalities: {list(pairs)} (docs/data.md)")
+    return 0
+
+
 # Commands about the project's files rather than a run: they read no params.
 TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "dvc-yaml": (cmd_dvc_yaml, "write dvc.yaml from the stages declared in src/g2d/pipeline.py"),
+    "convert-pickle": (
+        cmd_convert_pickle,
+        "unpickle a feature-sequence file (UR-Funny, IEMOCAP) once into .npz files for the arrays source",
+    ),
 }
 
 
@@ -283,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="replace --out even if it holds files that are not an earlier demo's",
             )
+    conv = sub.add_parser("convert-pickle", help=TOOLS["convert-pickle"][1], description=TOOLS["convert-pickle"][1])
+    conv.add_argument("file", help="the pickle to convert (it is unpickled: trust its source)")
+    conv.add_argument("--out", required=True, help="folder for train.npz, val.npz, test.npz")
+    conv.add_argument(
+        "--modality",
+        action="append",
+        required=True,
+        metavar="NAME[=KEY]",
+        help="a modality to keep, renamed from the pickle's KEY if given (repeat: --modality visual=vision)",
+    )
+    conv.add_argument("--labels", default="labels", help="the key of the labels (default: labels)")
+    conv.add_argument("--ids", default="id", help="the key of the sample ids, if any (default: id)")
     dvc = sub.add_parser("dvc-yaml", help=TOOLS["dvc-yaml"][1], description=TOOLS["dvc-yaml"][1])
     dvc.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
     dvc.add_argument("--check", action="store_true", help="write nothing; exit 1 and show the diff if it differs")
@@ -296,6 +337,22 @@ def _job_name(args: argparse.Namespace) -> str:
     """The command and its targets, as the project lock shows them (`train-student demo 0 g2d`)."""
     parts = [str(getattr(args, k)) for k in ("dataset", "seed", "method", "ablation") if getattr(args, k, None)]
     return " ".join([args.command, *parts])
+
+
+DATA_PARALLEL = ("train-teachers", "train-student", "ablate")  # the commands `distributed.processes` spreads
+
+
+def data_parallel(processes: int, argv: Sequence[str] | None) -> int:
+    """Run this command again as `processes` processes under torchrun (or, inside them, as one of them)."""
+    from g2d.training import distributed
+
+    if distributed.launched():
+        distributed.setup()
+        return -1  # the caller runs the command as this process's share
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    command += ["--module", "g2d.cli", *(sys.argv[1:] if argv is None else argv)]
+    print(f"g2d: {processes} processes: {' '.join(command)}", file=sys.stderr)
+    return subprocess.run(command).returncode
 
 
 def check_dataset_file(params: Params, args: argparse.Namespace) -> None:
@@ -347,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with project_lock(Path("."), _job_name(args)):
                 check_dataset_file(params, args)
+                if args.command in DATA_PARALLEL and params.distributed.processes > 1:
+                    code = data_parallel(params.distributed.processes, argv)
+                    if code >= 0:
+                        return 2 if code else 0
                 COMMANDS[args.command][0](params, args)
     except (G2DError, OSError) as exc:
         if args.debug:

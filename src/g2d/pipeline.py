@@ -124,7 +124,7 @@ CREMAD = (
 )  # the CREMA-D source and what it imports
 READ = ("io", "types.py", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches
 MODEL = ("models", "training/optim.py", "training/checkpoint.py")
-FIT = ("training/engine.py",)
+FIT = ("training/engine.py", "training/distributed.py")
 TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py", *FIT)  # its loss and confidence
 STUDENT_CODE = ("training/student.py", "training/predict.py", "methods")
 PREDICT = ("training/predict.py", "training/metrics.py")

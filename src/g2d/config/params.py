@@ -209,6 +209,18 @@ def _pair(values: tuple[float, ...], key: str) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
+class DistributedParams:
+    """Data-parallel training: `processes` per node, started by torchrun (one per GPU with CUDA, else CPU
+    processes). Results agree with one process to float precision, not bit for bit, so no stage depends
+    on it. Only methods whose per-batch statistics are reduced over the processes may use it."""
+
+    processes: int = 1
+
+    def validate(self, where: str) -> None:
+        require(self.processes >= 1, f"{where}.processes", "must be 1 (one process) or more")
+
+
+@dataclass(frozen=True)
 class JobResources:
     """What one job of a stage asks a cluster scheduler for (Snakemake's `resources`; local runs ignore
     them): memory in MB, wall time in minutes, GPUs."""
@@ -313,6 +325,7 @@ class Params:
     device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
     resources: ResourcesParams = field(default_factory=ResourcesParams)
+    distributed: DistributedParams = field(default_factory=DistributedParams)
     demo: Any = None
     misme_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
@@ -437,6 +450,21 @@ class Params:
             for modality, enc in ds.encoders.items():
                 encoder_options(enc, f"{key}.encoders.{modality}")
         self.validate_online_teachers()
+        self.validate_data_parallel()
+
+    def validate_data_parallel(self) -> None:
+        """Several processes only for the methods verified to train the same as in one."""
+        if self.distributed.processes == 1:
+            return
+        methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
+        unverified = sorted(m for m in methods if not method_entry(m).data_parallel)
+        verified = ", ".join(name for name in METHODS if method_entry(name).data_parallel)
+        require(
+            not unverified,
+            "distributed.processes",
+            f"methods {', '.join(unverified)} read per-batch statistics that are not yet reduced over processes; "
+            f"run them with distributed.processes: 1 (several processes work for {verified})",
+        )
 
     def validate_online_teachers(self) -> None:
         """Online augmentation changes a clip every epoch, so no cache can hold its teachers' outputs:
@@ -522,10 +550,18 @@ def optimizer_warnings(params: Params) -> list[str]:
     return out
 
 
-def resolve_augment(augment: AugmentParams, source: Any, where: str) -> AugmentParams:
-    """`augment` with its modalities checked against the source's frame and image modalities
-    (`source.IMAGE_MODALITIES`) and, when left out, set to all of them."""
-    images = tuple(getattr(source, "IMAGE_MODALITIES", ()))
+def source_modalities(source: Any, preprocess: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A dataset's modalities and its frame or image modalities: fixed by the source (`MODALITIES`,
+    `IMAGE_MODALITIES`), or named by its params for a source of any modalities (`modalities(params)`,
+    `image_modalities(params)`, as `arrays`)."""
+    if hasattr(source, "modalities"):
+        return tuple(source.modalities(preprocess)), tuple(source.image_modalities(preprocess))
+    return tuple(source.MODALITIES), tuple(getattr(source, "IMAGE_MODALITIES", ()))
+
+
+def resolve_augment(augment: AugmentParams, source: Any, images: tuple[str, ...], where: str) -> AugmentParams:
+    """`augment` with its modalities checked against the dataset's frame and image modalities (`images`)
+    and, when left out, set to all of them."""
     if augment.modalities is None:
         require(
             bool(images) or not augment.active,
@@ -685,16 +721,17 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         )
         source = get_source(ds.source)
         pre = parse(source.Params, ds.preprocess, f"datasets.{name}.preprocess")
-        missing = [m for m in source.MODALITIES if m not in ds.encoders]
-        unknown = [m for m in ds.encoders if m not in source.MODALITIES]
+        names, images = source_modalities(source, pre)
+        missing = [m for m in names if m not in ds.encoders]
+        unknown = [m for m in ds.encoders if m not in names]
         require(not missing, f"datasets.{name}.encoders", f"no encoder for modalities {missing}")
         require(
             not unknown,
             f"datasets.{name}.encoders.{unknown[0] if unknown else ''}",
-            f"the {ds.source} source has no such modality; its modalities: {', '.join(source.MODALITIES)}",
+            f"the {ds.source} source has no such modality; its modalities: {', '.join(names)}",
         )
         datasets[name] = dataclasses.replace(
-            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, f"datasets.{name}.augment")
+            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment")
         )
     demo = None
     if params.demo is not None:

@@ -4,7 +4,8 @@ the dataset file (g2d.io.dataset_file).
 A source module exposes:
   - `Params`: a frozen dataclass of its preprocessing knobs (the `datasets.<name>.preprocess`
     section of params.yaml), parsed with `g2d.config.schema.parse`;
-  - `MODALITIES`: the modality names it writes, in model order;
+  - `MODALITIES`: the modality names it writes, in model order (a source whose modalities its params
+    name, as `arrays`, has functions `modalities(params)` and `image_modalities(params)` instead);
   - `IMAGE_MODALITIES`: those that are images (C, H, W) or frame stacks (T, C, H, W), the ones
     training-time augmentation (`datasets.<name>.augment`) may crop and flip;
   - `check_raw(raw_dir, params)`: raise `RawDataError` describing the expected layout if it is absent;
@@ -23,6 +24,7 @@ from types import ModuleType
 from g2d.errors import G2DError
 
 SOURCES: dict[str, str] = {
+    "arrays": "g2d.datasets.arrays",
     "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
     "misme": "g2d.datasets.misme",

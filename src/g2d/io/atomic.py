@@ -62,7 +62,7 @@ def remove_stale_temps(target: Path) -> list[Path]:
         return removed
     for candidate in candidates:
         match = owned.fullmatch(candidate.name)
-        if match is None or match["host"] != _host() or _alive(int(match["pid"])):
+        if match is None or match["host"] != _host() or process_running(int(match["pid"])):
             continue
         if candidate.is_dir() and not candidate.is_symlink():
             shutil.rmtree(candidate, ignore_errors=True)
@@ -72,7 +72,7 @@ def remove_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether process `pid` runs on this host (one of another user counts as running)."""
     if pid == os.getpid():
         return True

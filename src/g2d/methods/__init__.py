@@ -36,21 +36,26 @@ class MethodEntry(Entry):
     """A method: `teachers` if it reads the teachers' outputs (cached or online), `teacher_weights` if it
     starts from the teachers' trained weights (the student stage loads them), `scales_gradients` if
     its rule multiplies encoder gradients by a coefficient, `smp` if it gates encoders by SMP (reads the
-    `smp` section); the last two are what `g2d check` warns about under Adam-family optimizers."""
+    `smp` section); the last two are what `g2d check` warns about under Adam-family optimizers.
+    `data_parallel` if it is verified to train the same under several processes as in one
+    (g2d.training.distributed: every per-batch statistic it reads is reduced over the global batch)."""
 
     teachers: bool = False
     teacher_weights: bool = False
     scales_gradients: bool = False
     smp: bool = False
+    data_parallel: bool = False
 
 
 METHODS: dict[str, MethodEntry] = {
-    "joint": MethodEntry("g2d.methods.base:Method"),
-    "g2d": MethodEntry("g2d.methods.g2d:G2D", teachers=True, smp=True),
-    "joint_smp": MethodEntry("g2d.methods.smp:SMPGating", teachers=True, smp=True),
-    "umt": MethodEntry("g2d.methods.umt:UMT", UMTParams, teachers=True),
-    "umt_smp": MethodEntry("g2d.methods.umt:UMTSMP", UMTParams, section="umt", teachers=True, smp=True),
-    "ogm_ge": MethodEntry("g2d.methods.ogm_ge:OGMGE", OGMGEParams, scales_gradients=True),
+    "joint": MethodEntry("g2d.methods.base:Method", data_parallel=True),
+    "g2d": MethodEntry("g2d.methods.g2d:G2D", teachers=True, smp=True, data_parallel=True),
+    "joint_smp": MethodEntry("g2d.methods.smp:SMPGating", teachers=True, smp=True, data_parallel=True),
+    "umt": MethodEntry("g2d.methods.umt:UMT", UMTParams, teachers=True, data_parallel=True),
+    "umt_smp": MethodEntry(
+        "g2d.methods.umt:UMTSMP", UMTParams, section="umt", teachers=True, smp=True, data_parallel=True
+    ),
+    "ogm_ge": MethodEntry("g2d.methods.ogm_ge:OGMGE", OGMGEParams, scales_gradients=True, data_parallel=True),
     "agm": MethodEntry("g2d.methods.agm:AGM", AGMParams, scales_gradients=True),
     "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),

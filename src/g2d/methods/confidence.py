@@ -8,6 +8,8 @@ batch's rho is computed from the batch's mean squared error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -24,13 +26,19 @@ def sample_sq_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (torch.sigmoid(logits.view(-1)) - target.view(-1).float()) ** 2
 
 
-def batch_confidence(confidence: torch.Tensor, sq_error: torch.Tensor | None, task: str) -> float:
-    """rho for one batch (Eq. 5) from cached per-sample values."""
+def batch_confidence(
+    confidence: torch.Tensor,
+    sq_error: torch.Tensor | None,
+    task: str,
+    mean: Callable[[torch.Tensor], float] = lambda t: float(t.mean()),
+) -> float:
+    """rho for one batch (Eq. 5) from cached per-sample values; `mean` averages over the batch (over the
+    global batch when it is shared by several processes: g2d.training.distributed.global_mean)."""
     if task == "classification":
-        return float(confidence.mean())
+        return mean(confidence)
     if sq_error is None:
         raise ValueError("regression confidence needs the per-sample squared errors")
-    return float(1.0 / (1.0 + sq_error.mean()))
+    return 1.0 / (1.0 + mean(sq_error))
 
 
 def cached_confidence(confidence: np.ndarray, sq_error: np.ndarray | None, task: str) -> float:

@@ -26,12 +26,13 @@ from g2d.methods.base import Method, mean_of_others
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.options import OGMGEParams
 from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.training import distributed
 from g2d.types import Batch
 
 
 def ogm_scores(logits: Mapping[str, torch.Tensor], target: torch.Tensor, task: str) -> dict[str, float]:
     """s_m: the summed probability (or regression confidence) of the true target under each modality."""
-    return {m: float(sample_confidence(lg.detach(), target, task).sum()) for m, lg in logits.items()}
+    return {m: distributed.global_sum(sample_confidence(lg.detach(), target, task)) for m, lg in logits.items()}
 
 
 def ogm_coefficients(scores: Mapping[str, float], alpha: float) -> dict[str, float]:

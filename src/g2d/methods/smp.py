@@ -32,6 +32,7 @@ import torch
 from g2d.methods.base import Method
 from g2d.methods.confidence import batch_confidence
 from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.training import distributed
 from g2d.types import Batch
 
 
@@ -151,7 +152,10 @@ class SMPGating(Method):
         if batch.teacher is None:
             raise ValueError(f"{self.name} needs teacher outputs for every batch (cached or online)")
         sq = batch.teacher.sq_error or {}
-        return {m: batch_confidence(batch.teacher.confidence[m], sq.get(m), self.task) for m in self.modalities}
+        return {
+            m: batch_confidence(batch.teacher.confidence[m], sq.get(m), self.task, distributed.global_mean)
+            for m in self.modalities
+        }
 
     def modulate(self, model: MultimodalStudent, batch: Batch, epoch: int, out: StudentOutput) -> dict[str, float]:
         rho = self.batch_rho(batch)

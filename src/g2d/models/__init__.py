@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from g2d.config.schema import ConfigError, parse
-from g2d.models.options import FiLMParams, GatedParams, MobileNetV2Params, TabularMLPParams
+from g2d.models.options import FiLMParams, GatedParams, MobileNetV2Params, SequenceTransformerParams, TabularMLPParams
 from g2d.registry import Entry, lookup, option_sections, section_name
 
 # A dataset's encoder for one modality (params.yaml `datasets.<name>.encoders.<modality>`): a registered
@@ -46,6 +46,7 @@ ENCODERS: dict[str, Entry] = {
     "resnet18": Entry("g2d.models.encoders:ResNet18"),
     "mobilenet_v2": Entry("g2d.models.encoders:MobileNetV2", MobileNetV2Params),
     "tabular_mlp": Entry("g2d.models.encoders:TabularMLP", TabularMLPParams),
+    "sequence_transformer": Entry("g2d.models.encoders:SequenceTransformer", SequenceTransformerParams),
 }
 
 

@@ -2,7 +2,8 @@
 
 Inputs are (B, C, H, W) images/spectrograms or (B, F, C, H, W) frame stacks; frame stacks are
 encoded frame by frame and averaged over time (the paper's visual pathway pools over frames).
-Tabular encoders (`tabular = True`) take (B, F) rows of features instead.
+Tabular encoders (`tabular = True`) take (B, F) rows of features instead, sequence encoders
+(`sequence = True`) (B, T, D) feature sequences.
 Add an encoder by writing a builder and naming it in `g2d.models.ENCODERS`; one with knobs declares
 `Options`, the dataclass a dataset's encoder mapping is parsed into (g2d.models.encoder_options).
 """
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from g2d.models import ENCODERS, EncoderSpec, encoder_options
-from g2d.models.options import MobileNetV2Params, TabularMLPParams
+from g2d.models.options import MobileNetV2Params, SequenceTransformerParams, TabularMLPParams
 from g2d.registry import lookup
 
 
@@ -158,6 +159,51 @@ class TabularMLP(nn.Module):
         return self.body(x)
 
 
+class SequenceTransformer(nn.Module):
+    """A Transformer encoder over (B, T, D) feature sequences, averaged over the steps that hold data.
+
+    Aligned-feature datasets pad short sequences with steps of zeros; after the per-modality
+    standardisation every value of such a step is the same constant, so a step whose D >= 2 values are
+    all equal is taken as padding and masked out of attention and of the mean (a sequence that is all
+    padding keeps every step)."""
+
+    Options = SequenceTransformerParams
+    sequence = True
+
+    def __init__(
+        self,
+        in_features: int,
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.1,
+        max_len: int = 512,
+    ) -> None:
+        super().__init__()
+        self.project = nn.Linear(in_features, d_model)
+        self.position = nn.Parameter(torch.zeros(max_len, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_dim = d_model
+
+    @staticmethod
+    def padding(x: torch.Tensor) -> torch.Tensor:
+        """(B, T) True where a step is padding (all its values equal, with at least two values)."""
+        if x.shape[-1] < 2:
+            return torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        pad = (x.amax(dim=-1) - x.amin(dim=-1)) == 0
+        return pad & ~pad.all(dim=1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.position.shape[0]:
+            raise ValueError(f"sequences of {x.shape[1]} steps exceed max_len {self.position.shape[0]}; raise max_len")
+        pad = self.padding(x)
+        h = self.body(self.project(x) + self.position[: x.shape[1]], src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)
+        return (h * keep).sum(dim=1) / keep.sum(dim=1)
+
+
 def build_encoder(spec: EncoderSpec, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     """Build the encoder of `spec` (a name, or a mapping with its options) for samples of `input_shape`
     (without batch); return it and its feature size."""
@@ -165,15 +211,17 @@ def build_encoder(spec: EncoderSpec, input_shape: tuple[int, ...]) -> tuple[nn.M
     name, options = encoder_options(spec, "encoder")
     cls = ENCODERS[name].load()
     kwargs = dataclasses.asdict(options) if options is not None else {}
-    if getattr(cls, "tabular", False):
-        if len(input_shape) != 1:
-            raise ValueError(f"encoder {name} reads rows of features (F,), got samples of shape {input_shape}")
-        backbone = cls(input_shape[0], **kwargs)
+    if getattr(cls, "tabular", False) or getattr(cls, "sequence", False):
+        rank, what = (1, "rows of features (F,)") if getattr(cls, "tabular", False) else (2, "sequences (T, D)")
+        if len(input_shape) != rank:
+            raise ValueError(f"encoder {name} reads {what}, got samples of shape {input_shape}")
+        backbone = cls(input_shape[-1], **kwargs)
         return backbone, int(backbone.out_dim)
     if len(input_shape) not in (3, 4):
         raise ValueError(
             f"encoder {name} needs (C, H, W) or (F, C, H, W) samples, got {input_shape}"
             + ("; rows of features need a tabular encoder (tabular_mlp)" if len(input_shape) == 1 else "")
+            + ("; sequences need a sequence encoder (sequence_transformer)" if len(input_shape) == 2 else "")
         )
     backbone = cls(input_shape[-3], **kwargs)
     return FramePooling(backbone), int(backbone.out_dim)

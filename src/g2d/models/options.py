@@ -58,3 +58,21 @@ class TabularMLPParams:
         require(len(self.hidden) > 0, f"{where}.hidden", "give at least one hidden layer width")
         require(all(h > 0 for h in self.hidden), f"{where}.hidden", f"widths must be positive, got {list(self.hidden)}")
         require(0 <= self.dropout < 1, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class SequenceTransformerParams:
+    """A Transformer encoder over (T, D) feature sequences (the paper's choice for UR-Funny and IEMOCAP):
+    features projected to `d_model`, learned positions up to `max_len` steps, `layers` encoder layers of
+    `heads` heads, and the mean over the steps that are not padding."""
+
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    max_len: int = 512
+
+    def validate(self, where: str) -> None:
+        require(self.d_model > 0 and self.layers > 0 and self.max_len > 0, where, "sizes must be positive")
+        require(self.heads > 0 and self.d_model % self.heads == 0, f"{where}.heads", "must divide d_model")
+        require(0 <= self.dropout < 1, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")

@@ -18,7 +18,7 @@ from g2d.io.score_cache import TRAIN_VIEWS, read_scores, read_view_bank
 from g2d.methods import method_entry
 from g2d.methods.confidence import cached_confidence
 from g2d.models import fusion_sections
-from g2d.training import checkpoint
+from g2d.training import checkpoint, distributed
 from g2d.training.augment import BankViews, CropSource, fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
@@ -119,6 +119,7 @@ def run(
         checkpoint.fingerprint(settings, inputs),
         teacher_models=loaded if entry.teacher_weights else None,
     )
-    checkpoint.save(student_path, state)
-    write_json(log_path, result.history)
+    if distributed.is_main():
+        checkpoint.save(student_path, state)
+        write_json(log_path, result.history)
     finish(resume_dir)

@@ -13,7 +13,7 @@ from g2d.config.params import Params
 from g2d.io.atomic import write_json
 from g2d.io.atomic_dir import atomic_dir
 from g2d.io.dataset_file import read_meta
-from g2d.training import checkpoint
+from g2d.training import checkpoint, distributed
 from g2d.training.augment import fresh_crops
 from g2d.training.data import Normalizer, SplitTensors, open_splits
 from g2d.training.engine import finish
@@ -57,9 +57,10 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
         resume_dir = resume_root / f"teacher_{modality}"
         fp = checkpoint.fingerprint({**settings, "modality": modality}, [data_path])
         results[modality] = train_teacher(params, meta, modality, encoders[modality], seed, train, val, resume_dir, fp)
-    with atomic_dir(out_dir) as tmp:
-        for modality, (state, result) in results.items():
-            checkpoint.save(teacher_path(tmp, modality), state)
-            write_json(tmp / f"{modality}.log.json", result.history)
+    if distributed.is_main():
+        with atomic_dir(out_dir) as tmp:
+            for modality, (state, result) in results.items():
+                checkpoint.save(teacher_path(tmp, modality), state)
+                write_json(tmp / f"{modality}.log.json", result.history)
     for modality in meta.modalities:
         finish(resume_root / f"teacher_{modality}")

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from g2d.errors import RunError
-from g2d.training import checkpoint
+from g2d.training import checkpoint, distributed
 from g2d.training.data import SplitTensors
 from g2d.types import Batch, EpochBatches
 
@@ -129,8 +129,11 @@ def fit(
             print(f"{desc}: resuming after epoch {state['epoch']} from {resume_file}", file=sys.stderr)
         else:
             print(f"{desc}: ignoring {resume_file}: it belongs to other settings or inputs", file=sys.stderr)
+    averager = distributed.GradientAverage()
+    averager.attach(model)
     bar = tqdm(
         range(start, epochs + 1),
+        disable=not distributed.is_main(),
         desc=desc,
         initial=start - 1,
         total=epochs,
@@ -149,12 +152,15 @@ def fit(
         sums: dict[str, float] = {}
         seen = 0
         for number, batch in enumerate(batches(), start=1):
-            logs = step(batch, epoch)
+            local = distributed.shard(batch)  # the whole batch in a single process
+            n = len(local.index)
+            averager.share = n / len(batch.index)
+            logs = step(local, epoch)
             check_finite_loss(logs, desc, epoch, number, resume_file)
-            n = len(batch.index)
             seen += n
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value * n
+        sums, seen = distributed.reduce_sums(sums, seen)
         record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
         record.update(before)
@@ -172,7 +178,8 @@ def fit(
         history.append(record)
         if scheduler is not None:
             scheduler.step()
-        checkpoint.save(
+        save_resume = checkpoint.save if distributed.is_main() else _no_save
+        save_resume(
             resume_file,
             {
                 "fingerprint": fingerprint,
@@ -189,11 +196,18 @@ def fit(
                 "best_value": best_value,
             },
         )
+        distributed.barrier()  # no process starts the next epoch before the resume state is written
         bar.set_postfix({select_key: f"{value:.3f}", "best": f"{best_value:.3f}@{best_epoch}"})
     bar.close()
     return FitResult(best_state=best_state, best_epoch=best_epoch, history=history)
 
 
+def _no_save(path: Path, state: dict[str, Any]) -> None:
+    """What a process other than rank 0 writes: nothing (rank 0 saves the state every process shares)."""
+
+
 def finish(resume_dir: Path) -> None:
-    """Drop the resume state once a run's outputs are safely written."""
-    shutil.rmtree(resume_dir, ignore_errors=True)
+    """Drop the resume state once a run's outputs are safely written (by rank 0, after every process is done)."""
+    distributed.barrier()
+    if distributed.is_main():
+        shutil.rmtree(resume_dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
@@ -50,7 +51,9 @@ def build_scheduler(params: Params, optimizer: torch.optim.Optimizer) -> Any:
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under torchrun
+        name = f"cuda:{os.environ['LOCAL_RANK']}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} was asked for but CUDA is not available; set device: auto or cpu")
     return torch.device(name)

@@ -1,0 +1,230 @@
+"""The `arrays` source: users' own data as named arrays per split (folders of .npy or one .npz), any
+number of modalities, classification or regression, validation held out when absent; every bad input
+named with its file; and a three-modality dataset through teachers, scoring and a G2D student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from g2d.config.schema import ConfigError
+from g2d.datasets import RawDataError
+from g2d.io.dataset_file import load_split, read_meta
+from g2d.stages import preprocess as preprocess_stage
+from g2d.stages import score, train_student, train_teachers
+
+from conftest import toy_params
+
+MODS = ("image", "spec", "table")
+ENCODERS = {"image": "small_cnn", "spec": "small_cnn", "table": "tabular_mlp"}
+
+
+def _split_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Three modalities whose class shows in each (image strongest), rows numbered in `table[:, 0]`."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    image = np.clip(rng.integers(0, 120, (n, 1, 8, 8)) + labels[:, None, None, None] * 60, 0, 255).astype(np.uint8)
+    spec = (rng.normal(size=(n, 1, 6, 5)) + labels[:, None, None, None]).astype(np.float32)
+    table = np.concatenate([np.arange(n)[:, None], rng.normal(size=(n, 3)) + labels[:, None]], 1).astype(np.float64)
+    return {"image": image, "spec": spec, "table": table, "labels": labels}
+
+
+def write_folders(root: Path, sizes: dict[str, int]) -> Path:
+    for i, (split, n) in enumerate(sizes.items()):
+        (root / split).mkdir(parents=True)
+        for name, array in _split_arrays(n, i).items():
+            np.save(root / split / f"{name}.npy", array)
+    return root
+
+
+def params_for(root: Path, **preprocess):
+    spec = {"modalities": list(MODS), "image_modalities": ["image"], **preprocess}
+    return toy_params(
+        datasets={"own": {"source": "arrays", "raw_dir": str(root), "preprocess": spec, "encoders": ENCODERS}},
+        tau3=1,
+    )
+
+
+def test_folders_of_npy_without_val_hold_out_a_stratified_validation(tmp_path):
+    root = write_folders(tmp_path / "raw", {"train": 30, "test": 9})
+    params = params_for(root, val_fraction=0.2, seed=1)
+    out = tmp_path / "own.h5"
+    report = preprocess_stage.run(params, "own", out, tmp_path / "own.report.json") or json.loads(
+        (tmp_path / "own.report.json").read_text()
+    )
+    meta = read_meta(out)
+    assert meta.modalities == MODS and meta.class_names == ("0", "1", "2") and meta.task == "classification"
+    train, val, test = (load_split(out, s) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (24, 6, 9)
+    assert sorted(np.bincount(val.labels).tolist()) == [2, 2, 2]  # 20% of each class of 10
+    assert report["val"].startswith("held out of train (0.2, seed 1)")
+    raw = _split_arrays(30, 0)
+    for split in (train, val):  # every row is its raw row, image kept uint8, the rest float32
+        rows = split.inputs["table"][:, 0].astype(int)
+        assert split.inputs["image"].dtype == np.uint8 and split.inputs["table"].dtype == np.float32
+        np.testing.assert_array_equal(split.inputs["image"], raw["image"][rows])
+        np.testing.assert_array_equal(split.labels, raw["labels"][rows])
+        assert split.ids == [f"train{r:07d}" for r in rows]
+    assert params.datasets["own"].augment.modalities == ("image",)
+
+
+def test_an_npz_per_split_for_regression_with_ids_and_a_given_val(tmp_path):
+    root = tmp_path / "raw"
+    root.mkdir()
+    for i, (split, n) in enumerate({"train": 12, "valid": 4, "test": 4}.items()):
+        data = _split_arrays(n, i)
+        data["labels"] = data["table"][:, 1] + 10.0
+        data["ids"] = np.array([f"{split}-{k}" for k in range(n)])
+        np.savez(root / f"{split}.npz", **data)
+    out = tmp_path / "r.h5"
+    params = params_for(root, task="regression")
+    preprocess_stage.run(params, "own", out, tmp_path / "r.json")
+    assert read_meta(out).task == "regression" and read_meta(out).class_names == ()
+    val = load_split(out, "val")
+    assert val.ids == [f"valid-{k}" for k in range(4)] and val.labels.dtype == np.float32
+
+
+def _expect(root: Path, tmp_path: Path, message: str, **preprocess) -> None:
+    with pytest.raises(RawDataError, match=message):
+        preprocess_stage.run(params_for(root, **preprocess), "own", tmp_path / "x.h5", tmp_path / "x.json")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_bad_arrays_are_named_with_their_file(tmp_path):
+    root = write_folders(tmp_path / "raw", {"train": 12, "test": 6})
+    np.save(root / "test" / "spec.npy", np.zeros((5, 1, 6, 5), np.float32))
+    _expect(root, tmp_path, r"test/spec.npy: 5 rows, but .*test/labels.npy has 6")
+    np.save(root / "test" / "spec.npy", np.zeros((6, 1, 6, 4), np.float32))
+    _expect(root, tmp_path, r"test/spec.npy: rows of shape \(1, 6, 4\), but train's are \(1, 6, 5\)")
+    np.save(root / "test" / "spec.npy", np.zeros((6, 1, 6, 5), np.float32))
+    np.save(root / "test" / "labels.npy", np.array([0, 1, 2, 3, 0, 1]))
+    _expect(root, tmp_path, r"test/labels.npy: labels \[3\] are outside 0..2", class_names=["a", "b", "c"])
+    np.save(root / "test" / "labels.npy", np.array([0, 1, 2, 0, 0, 1]))
+    np.save(root / "test" / "table.npy", np.array([["x"] * 4] * 6))
+    _expect(root, tmp_path, r"test/table.npy: dtype <U1 is not numeric")
+    np.save(root / "test" / "table.npy", np.array([{"a": 1}] * 6, dtype=object), allow_pickle=True)
+    _expect(root, tmp_path, r"test/table.npy: not a readable array without pickle")  # never unpickled
+    (root / "test" / "table.npy").unlink()
+    _expect(root, tmp_path, r"test/table.npy: missing")
+
+
+def test_rows_holding_nan_are_skipped_and_listed(tmp_path):
+    root = write_folders(tmp_path / "raw", {"train": 30, "val": 6, "test": 6})
+    spec = np.load(root / "train" / "spec.npy")
+    spec[4, 0, 1, 1] = np.nan
+    np.save(root / "train" / "spec.npy", spec)
+    preprocess_stage.run(params_for(root), "own", tmp_path / "n.h5", tmp_path / "n.json")
+    skipped = json.loads((tmp_path / "n.json").read_text())["skipped"]
+    assert skipped == [
+        {
+            "clip": "train0000004",
+            "file": f"{root}/train/spec.npy row 4",
+            "reason": "spec holds non-finite values (NaN or Inf)",
+        }
+    ]
+
+
+def test_params_name_the_modalities_and_encoders_must_match(tmp_path):
+    with pytest.raises(ConfigError, match=r"datasets.own.encoders: no encoder for modalities \['table'\]"):
+        toy_params(
+            datasets={
+                "own": {
+                    "source": "arrays",
+                    "raw_dir": "x",
+                    "preprocess": {"modalities": list(MODS)},
+                    "encoders": {"image": "small_cnn", "spec": "small_cnn"},
+                }
+            }
+        )
+    with pytest.raises(ConfigError, match=r"preprocess.modalities\[0\]: 'labels' is not a modality name"):
+        params_for(tmp_path, modalities=["labels"])
+
+
+def test_three_modalities_through_teachers_scores_and_a_g2d_student(tmp_path):
+    root = write_folders(tmp_path / "raw", {"train": 36, "val": 9, "test": 9})
+    params = params_for(root)
+    h5 = tmp_path / "own.h5"
+    preprocess_stage.run(params, "own", h5, tmp_path / "own.json")
+    train_teachers.run(params, "own", 0, h5, tmp_path / "teachers", tmp_path / "resume")
+    assert sorted(p.name for p in (tmp_path / "teachers").glob("*.pt")) == ["image.pt", "spec.pt", "table.pt"]
+    score.run(params, h5, tmp_path / "teachers", tmp_path / "scores.h5", tmp_path / "tm.json", tmp_path / "c.png")
+    run = params.for_dataset("own")
+    scores, teachers = tmp_path / "scores.h5", tmp_path / "teachers"
+    student, log_path = tmp_path / "s.pt", tmp_path / "log.json"
+    train_student.run(run, "own", "g2d", 0, h5, scores, teachers, student, log_path, tmp_path / "resume")
+    log = json.loads(log_path.read_text())
+    assert len(log) == params.tau1 + params.tau2 + params.tau3  # three SMP phases
+    assert {f"prioritised_{m}" for m in MODS} <= set(log[0])
+
+
+def _mult_pickle(path: Path) -> None:
+    """A pickle laid out as the aligned-feature downloads (MulT's iemocap_data.pkl): splits of dicts."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for split, n in (("train", 8), ("valid", 3), ("test", 3)):
+        emotions = np.zeros((n, 4, 2), np.float32)
+        emotions[np.arange(n), np.arange(n) % 4, 1] = 1  # emotion k present
+        emotions[:, :, 0] = 1 - emotions[:, :, 1]
+        data[split] = {
+            "text": rng.normal(size=(n, 5, 7)),
+            "audio": rng.normal(size=(n, 5, 3)).astype(np.float32),
+            "vision": rng.normal(size=(n, 5, 2)),
+            "labels": emotions,
+            "id": np.array([[f"Ses01_{split}{k}".encode(), b"seg"] for k in range(n)]),
+        }
+    with open(path, "wb") as fh:
+        __import__("pickle").dump(data, fh)
+
+
+def test_convert_pickle_unpickles_once_into_npz_that_the_arrays_source_reads(tmp_path, capsys):
+    from g2d.cli import main
+
+    _mult_pickle(tmp_path / "iemocap_data.pkl")
+    out = tmp_path / "iemocap"
+    argv = ["convert-pickle", str(tmp_path / "iemocap_data.pkl"), "--out", str(out)]
+    assert main([*argv, "--modality", "text", "--modality", "audio", "--modality", "visual=vision"]) == 0
+    err = capsys.readouterr().err
+    assert "unpickling" in err and "runs code from the file" in err
+    assert sorted(p.name for p in out.iterdir()) == ["test.npz", "train.npz", "val.npz"]
+    with np.load(out / "train.npz", allow_pickle=False) as train:  # safe to read: plain arrays only
+        assert train["labels"].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+        assert train["visual"].shape == (8, 5, 2) and train["ids"][1] == "Ses01_train1_seg"
+    spec = {"modalities": ["text", "audio", "visual"]}
+    params = toy_params(
+        datasets={
+            "iemocap": {
+                "source": "arrays",
+                "raw_dir": str(out),
+                "preprocess": spec,
+                "encoders": {m: "small_cnn" for m in spec["modalities"]},
+            }
+        },
+        tau3=1,
+    )
+    preprocess_stage.run(params, "iemocap", tmp_path / "i.h5", tmp_path / "i.json")
+    val = load_split(tmp_path / "i.h5", "val")
+    assert val.inputs["text"].shape == (3, 5, 7) and val.ids[0] == "Ses01_valid0_seg"
+    assert read_meta(tmp_path / "i.h5").class_names == ("0", "1", "2", "3")
+    # and the sequences train, with the sequence encoder
+    sequence = {"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}
+    encoders = {m: sequence for m in spec["modalities"]}
+    params = toy_params(
+        datasets={"iemocap": {"source": "arrays", "raw_dir": str(out), "preprocess": spec, "encoders": encoders}},
+        tau3=1,
+    )
+    train_teachers.run(params, "iemocap", 0, tmp_path / "i.h5", tmp_path / "teachers", tmp_path / "resume")
+    assert sorted(p.name for p in (tmp_path / "teachers").glob("*.pt")) == ["audio.pt", "text.pt", "visual.pt"]
+
+
+def test_convert_pickle_names_what_is_missing(tmp_path, capsys):
+    from g2d.cli import main
+
+    _mult_pickle(tmp_path / "d.pkl")
+    assert main(["convert-pickle", str(tmp_path / "d.pkl"), "--out", str(tmp_path / "o"), "--modality", "video"]) == 2
+    assert "d.pkl [train]: no array 'video'; it holds text, audio, vision, labels, id" in capsys.readouterr().err
+    (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
+    assert main(["convert-pickle", str(tmp_path / "bad.pkl"), "--out", str(tmp_path / "o"), "--modality", "a"]) == 2
+    assert "bad.pkl: not a readable pickle" in capsys.readouterr().err
