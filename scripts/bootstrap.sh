@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
     echo "==> installing g2d and its dependencies into .venv (first time: a few minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -c "import g2d, torch, torchvision, librosa, cv2, h5py, snakemake, dvc, ruff, mypy" \
+    .venv/bin/python -c "import g2d, torch, torchvision, librosa, cv2, av, h5py, snakemake, dvc, ruff, mypy" \
         || { echo "installation failed: see the pip output above" >&2; exit 1; }
     rm -f .venv/.g2d-installed-*
     touch "$stamp"

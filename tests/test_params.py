@@ -61,7 +61,7 @@ def test_shipped_params_and_presets_validate():
         ({"methods": ["joint", "magic"]}, r"methods\[1\]: unknown method 'magic'; choose from joint, g2d"),
         (
             {"datasets__demo__source": "nope"},
-            r"datasets.demo.source: unknown source 'nope'; choose from arrays, avmnist, cremad",
+            r"datasets.demo.source: unknown source 'nope'; choose from arrays, avmnist, cremad, misme, vggsound",
         ),
         ({"datasets__demo__encoders__audio": "vit"}, r"datasets.demo.encoders.audio: unknown encoder 'vit'"),
         ({"datasets__demo__encoders__text": "small_cnn"}, r"datasets.demo.encoders.text: the cremad source has no"),

@@ -105,8 +105,10 @@ SOURCE_MODULE = "{source_module}"
 RAW_TO_HDF5 = (
     "datasets/common.py",
     "datasets/parallel.py",
+    "datasets/resume.py",
     "datasets/splits.py",
     "transforms/audio.py",
+    "transforms/av_clip.py",
     "transforms/video.py",
     "transforms/degrade.py",
     "io",

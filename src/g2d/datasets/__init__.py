@@ -28,6 +28,7 @@ SOURCES: dict[str, str] = {
     "avmnist": "g2d.datasets.avmnist",
     "cremad": "g2d.datasets.cremad",
     "misme": "g2d.datasets.misme",
+    "vggsound": "g2d.datasets.vggsound",
 }
 
 

@@ -79,6 +79,7 @@ def write_dataset(
     what: str,
     max_skipped_fraction: float,
     skipped: Sequence[Skipped] = (),
+    compression: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the dataset file of `samples` (in order; `total` of them, counted in `unit`s for the
     progress bar) and the report `report(counts, skips)`; return the report.
@@ -86,7 +87,7 @@ def write_dataset(
     `skipped` are inputs left out before decoding; with the skipped samples they must stay within
     `max_skipped_fraction` of the `found` inputs (`what`, e.g. "CREMA-D clips"), and every split needs
     a sample, or neither file is replaced, the report goes to `<dataset>.report.failed.json`, and
-    RawDataError names the problem.
+    RawDataError names the problem. `compression` {modality: gzip level} is the writer's (DatasetWriter).
     A generator of samples is closed when writing ends or fails (stopping its worker processes).
     """
     lost = list(skipped)
@@ -94,7 +95,7 @@ def write_dataset(
     try:
         # The report and the dataset file are one outcome: both replace their predecessors, or neither does
         # (a failed run's report goes to `failed` instead, beside the previous, still valid, pair).
-        with atomic_path(report_path) as report_tmp, DatasetWriter(out_path, meta, shapes) as writer:
+        with atomic_path(report_path) as report_tmp, DatasetWriter(out_path, meta, shapes, compression) as writer:
             progress = tqdm(samples, total=total, desc=f"{meta.dataset}: {unit}s", unit=unit, file=sys.stderr)
             for outcome in progress:
                 if isinstance(outcome, Sample):

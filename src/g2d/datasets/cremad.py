@@ -24,7 +24,7 @@ from g2d.datasets.parallel import ordered_map
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.dataset_file import SPLITS, DatasetMeta
 from g2d.transforms.audio import ClipAudioParams, fit_length, load_audio, log_spectrogram, spectrogram_shape
-from g2d.transforms.video import sample_frames
+from g2d.transforms.video import ClipVideoParams, sample_frames
 
 SOURCE = "cremad"
 MODALITIES: tuple[str, ...] = ("audio", "video")
@@ -59,17 +59,8 @@ class AudioParams(ClipAudioParams):
 
 
 @dataclass(frozen=True)
-class VideoParams:
+class VideoParams(ClipVideoParams):
     """How many frames are kept per clip, at what rate and size (defaults: the reference's)."""
-
-    fps: float = 1.0
-    frames: int = 1
-    size: int = 224
-
-    def validate(self, where: str) -> None:
-        require(self.fps > 0, f"{where}.fps", "must be a positive frame rate")
-        require(self.frames >= 1, f"{where}.frames", "must be at least 1")
-        require(self.size >= 1, f"{where}.size", "must be a positive number of pixels")
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,28 @@ def split_from_lists(
     return {clip: assignment[clip] for clip in ids if clip in assignment}
 
 
+def hold_out_stratified(ids: Sequence[str], labels: Sequence[str], val_fraction: float, seed: int) -> set[str]:
+    """The training ids to hold out as validation: round(val_fraction * n) of each label's n ids, seeded.
+
+    Labels are visited in sorted order and each label's ids are permuted with one Generator(seed), so the
+    choice depends only on the ids, labels and seed (not on their order). A label with a single training
+    id keeps it in training; others keep at least one in training.
+    """
+    if len(ids) != len(labels):
+        raise ValueError(f"got {len(ids)} ids but {len(labels)} labels; they must be aligned")
+    _check_unique(ids)
+    by_label: dict[str, list[str]] = {}
+    for clip, label in sorted(zip(ids, labels)):
+        by_label.setdefault(label, []).append(clip)
+    rng = np.random.default_rng(seed)
+    held_out: set[str] = set()
+    for label in sorted(by_label):
+        members = by_label[label]
+        n_val = min(len(members) - 1, _round_half_up(val_fraction * len(members)))
+        held_out.update(members[i] for i in rng.permutation(len(members))[:n_val])
+    return held_out
+
+
 def _check_unique(ids: Sequence[str]) -> None:
     repeated = [i for i, n in Counter(ids).items() if n > 1]
     if repeated:

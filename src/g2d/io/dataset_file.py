@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,8 @@ class DatasetWriter:
 
     Rows are written as they come, so memory stays flat however large the dataset is.
     Used as a context manager: an exception discards the temporary file.
+    `compression` {modality: gzip level 1-9} stores those arrays deflated (readers need nothing special:
+    HDF5 inflates them); a modality left out is stored raw.
     Appending is the serial part of parallel preprocessing (workers decode, this process writes),
     so it is kept cheap: each sample is one chunk, written as raw bytes (no h5py selection or
     conversion machinery), datasets grow GROW_ROWS rows at a time and are trimmed on close, and
@@ -213,7 +216,11 @@ class DatasetWriter:
     LABEL_BLOCK = 1024
 
     def __init__(
-        self, path: str | os.PathLike[str], meta: DatasetMeta, shapes: Mapping[str, tuple[tuple[int, ...], str]]
+        self,
+        path: str | os.PathLike[str],
+        meta: DatasetMeta,
+        shapes: Mapping[str, tuple[tuple[int, ...], str]],
+        compression: Mapping[str, int] | None = None,
     ) -> None:
         if meta.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {meta.task!r}")
@@ -223,13 +230,17 @@ class DatasetWriter:
         self.path = Path(path)
         self.meta = meta
         self.shapes = dict(shapes)
+        self.compression = dict(compression or {})
+        unknown = set(self.compression) - set(meta.modalities)
+        if unknown or not all(1 <= level <= 9 for level in self.compression.values()):
+            raise ValueError(f"compression must map modalities to gzip levels 1-9, got {self.compression}")
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
         self._h5 = h5py.File(self._tmp, "w", track_order=True)
         self._write_attrs()
         self._counts: dict[str, int] = {}
         self._pending: dict[str, list[tuple[float | int, str]]] = {}
-        self._rows: dict[str, list[tuple[h5py.Dataset, np.dtype, tuple[int, ...]]]] = {}  # per split: datasets
+        self._rows: dict[str, list[tuple[h5py.Dataset, np.dtype, tuple[int, ...], int]]] = {}  # per split: datasets
         self._capacity: dict[str, int] = {}
         for split in SPLITS:
             self._create_split(split)
@@ -248,8 +259,15 @@ class DatasetWriter:
         group = self._h5.create_group(split)
         for modality in self.meta.modalities:
             shape, dtype = self.shapes[modality]
+            level = self.compression.get(modality)
             group.create_dataset(
-                modality, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(1, *shape), track_times=False
+                modality,
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=dtype,
+                chunks=(1, *shape),
+                track_times=False,
+                **({"compression": "gzip", "compression_opts": level} if level else {}),
             )
         label_dtype = "int64" if self.meta.task == "classification" else "float32"
         group.create_dataset(
@@ -260,14 +278,16 @@ class DatasetWriter:
         )
         self._counts[split] = 0
         self._pending[split] = []
-        self._rows[split] = [(group[m], group[m].dtype, self.shapes[m][0]) for m in self.meta.modalities]
+        self._rows[split] = [
+            (group[m], group[m].dtype, self.shapes[m][0], self.compression.get(m, 0)) for m in self.meta.modalities
+        ]
         self._capacity[split] = 0
 
     def append(self, split: str, sample: Mapping[str, np.ndarray], label: float | int, sample_id: str) -> None:
         """Write one sample at the end of `split`."""
         n = self._counts[split]
         grow = n >= self._capacity[split]
-        for modality, (dset, dtype, expected) in zip(self.meta.modalities, self._rows[split]):
+        for modality, (dset, dtype, expected, level) in zip(self.meta.modalities, self._rows[split]):
             given = np.asarray(sample[modality])
             if given.shape != expected:
                 raise ValueError(f"{sample_id}: {modality} has shape {given.shape}, expected {expected}")
@@ -276,7 +296,8 @@ class DatasetWriter:
             array = np.ascontiguousarray(given, dtype=dtype)
             if grow:
                 dset.resize(n + self.GROW_ROWS, axis=0)
-            dset.id.write_direct_chunk((n,) + (0,) * array.ndim, array.tobytes())
+            chunk = zlib.compress(array.tobytes(), level) if level else array.tobytes()  # HDF5's deflate is zlib
+            dset.id.write_direct_chunk((n,) + (0,) * array.ndim, chunk)
         if grow:
             self._capacity[split] = n + self.GROW_ROWS
         self._pending[split].append((label, sample_id))
@@ -310,7 +331,7 @@ class DatasetWriter:
             raise ValueError(f"{self.path}: splits {empty} are empty; every split needs at least one sample")
         for split, n in self._counts.items():
             self._flush_labels(split)
-            for dset, _, _ in self._rows[split]:
+            for dset, _, _, _ in self._rows[split]:
                 dset.resize(n, axis=0)
         self._h5.close()
         self._ctx.__exit__(None, None, None)
@@ -348,10 +369,12 @@ def read_meta(path: str | os.PathLike[str]) -> DatasetMeta:
 
 
 def preprocessing_record(source: str, params: Any, **extra: Any) -> dict[str, Any]:
-    """What made a dataset file (its `preprocessing` attribute): the source, its params minus `workers`,
-    which never changes the output, and `extra` (e.g. the resolved format)."""
+    """What made a dataset file (its `preprocessing` attribute): the source, its params minus those that
+    never change the output (`workers`, or the keys its Params class lists in `SPEED_ONLY`, e.g. how
+    VGGSound resumes), and `extra` (e.g. the resolved format)."""
     record = dataclasses.asdict(params)
-    del record["workers"]
+    for name in getattr(params, "SPEED_ONLY", ("workers",)):
+        del record[name]
     return {"source": source, **record, **extra}
 
 

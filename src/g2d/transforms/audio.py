@@ -43,6 +43,15 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     anything else. Resampling uses librosa's default (soxr) like the reference's `librosa.load`.
     """
     wave, native_rate = _decode(path)
+    return conform(wave, native_rate, sample_rate, path)
+
+
+def conform(wave: np.ndarray, native_rate: int, sample_rate: int, path: str | os.PathLike[str]) -> np.ndarray:
+    """Check decoded mono samples of `path` and resample them to `sample_rate` (float32).
+
+    Shared by every decoder (soundfile, librosa, PyAV for sound inside video files), so that all
+    sources refuse the same empty or non-finite audio and resample it the same way (librosa's soxr).
+    """
     if wave.size == 0:
         raise AudioDecodeError(f"{path}: audio file holds no samples; replace it or remove the clip")
     if not np.all(np.isfinite(wave)):

@@ -4,8 +4,30 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+
+from g2d.config.schema import require
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClipVideoParams:
+    """How many frames are kept per clip, at what rate and size (defaults: the CREMA-D reference's).
+    Sources subclass it with their own defaults, as ClipAudioParams for sound."""
+
+    fps: float = 1.0
+    frames: int = 1
+    size: int = 224
+
+    def validate(self, where: str) -> None:
+        require(self.fps > 0, f"{where}.fps", "must be a positive frame rate")
+        require(self.frames >= 1, f"{where}.frames", "must be at least 1")
+        require(self.size >= 1, f"{where}.size", "must be a positive number of pixels")
 
 
 class VideoDecodeError(ValueError):
@@ -48,19 +70,7 @@ def _frames_every(path: str | os.PathLike[str], fps: float, size: int) -> list[n
         native_fps = capture.get(cv2.CAP_PROP_FPS)
         if not math.isfinite(native_fps) or native_fps <= 0:
             raise VideoDecodeError(f"{path}: the container reports no frame rate ({native_fps}); re-encode it")
-        kept: list[np.ndarray] = []
-        index = 0
-        target = 0
-        half_frame = 0.5 / native_fps
-        while True:
-            ok, frame = capture.read()
-            if not ok or frame is None:
-                break
-            frame_time = index / native_fps + half_frame
-            if frame_time >= target / fps:
-                kept.append(_to_rgb_square(frame, size))
-                target = math.floor(frame_time * fps) + 1
-            index += 1
+        kept = [to_rgb_square(frame, size) for frame in at_rate(_timed_frames(capture, native_fps), fps)]
     finally:
         capture.release()
     if not kept:
@@ -68,7 +78,29 @@ def _frames_every(path: str | os.PathLike[str], fps: float, size: int) -> list[n
     return kept
 
 
-def _to_rgb_square(frame: np.ndarray, size: int) -> np.ndarray:
+def _timed_frames(capture: Any, native_fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(centre time in seconds, BGR frame) of each frame OpenCV reads, timed by the container's rate."""
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            return
+        yield index / native_fps + 0.5 / native_fps, frame
+        index += 1
+
+
+def at_rate(timed: Iterable[tuple[float, T]], fps: float) -> Iterator[T]:
+    """The items nearest each multiple of 1/fps seconds, given (centre time, item) in time order: the
+    first item whose time reaches the next target; an item serves one target at most (a slow video
+    skips targets rather than repeating frames). Only the items kept are ever converted by callers."""
+    target = 0
+    for time, item in timed:
+        if time >= target / fps:
+            yield item
+            target = math.floor(time * fps) + 1
+
+
+def to_rgb_square(frame: np.ndarray, size: int) -> np.ndarray:
     """BGR (H, W, 3) -> RGB (3, size, size), resized with area averaging."""
     import cv2
 
