@@ -215,8 +215,8 @@ def test_too_many_bad_recordings_fail_without_a_dataset_file(build_root: Path, t
         path.write_bytes(b"")
     with pytest.raises(RawDataError, match=r"max_skipped_fraction = 0.05"):
         preprocess(build_root, tmp_path, build_params())
-    assert not (tmp_path / "av.h5").exists()
-    assert json.loads((tmp_path / "av.report.json").read_text())["skipped"]
+    assert not (tmp_path / "av.h5").exists() and not (tmp_path / "av.report.json").exists()
+    assert json.loads((tmp_path / "av.report.failed.json").read_text())["skipped"]  # beside the last good pair
 
 
 def test_unknown_speaker_and_missing_digits_are_named(build_root: Path, tmp_path: Path) -> None:

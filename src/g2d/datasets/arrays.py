@@ -29,7 +29,7 @@ import numpy as np
 
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
-from g2d.datasets.common import Sample, Skipped, preprocessing_record, skip_fields, write_dataset
+from g2d.datasets.common import Sample, Skipped, preprocessing_record, report_header, write_dataset
 from g2d.io.dataset_file import SPLITS, DatasetMeta
 
 SOURCE = "arrays"
@@ -255,15 +255,10 @@ def preprocess(
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
         return {
-            "dataset": dataset,
-            "source": SOURCE,
-            "raw_dir": str(root),
+            **report_header(dataset, SOURCE, root, counts, len(rows), lost, params),
             "rows_found": len(rows),
-            "counts": dict(counts),
             "val": "given" if "val" in loaded else f"held out of train ({params.val_fraction:g}, seed {params.seed})",
             "stored": {m: {"shape": list(s), "dtype": d} for m, (s, d) in shapes.items()},
-            **skip_fields(len(rows), lost),
-            "max_skipped_fraction": params.max_skipped_fraction,
         }
 
     meta = DatasetMeta(

@@ -133,6 +133,28 @@ def failed_report_path(report_path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}.failed{path.suffix}")
 
 
+def report_header(
+    dataset: str,
+    source: str,
+    root: Path,
+    counts: Mapping[str, int],
+    found: int,
+    skipped: Sequence[Skipped],
+    params: Any,
+) -> dict[str, Any]:
+    """What every source's report starts with: the dataset, source and raw folder, rows written per split,
+    the skipped inputs (of `found`) with the limit, and the preprocessing params; a source adds its own."""
+    return {
+        "dataset": dataset,
+        "source": source,
+        "raw_dir": str(root),
+        "counts": dict(counts),
+        **skip_fields(found, skipped),
+        "max_skipped_fraction": params.max_skipped_fraction,
+        "params": dataclasses.asdict(params),
+    }
+
+
 def skip_fields(found: int, skipped: Sequence[Skipped]) -> dict[str, Any]:
     """The report's `skipped` list and `skipped_fraction` of the `found` inputs."""
     return {

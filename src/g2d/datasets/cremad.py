@@ -7,7 +7,6 @@ resized to a square so that augmentation (random resized crop, flip) can happen 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
-from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, skip_fields, write_dataset
+from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, report_header, write_dataset
 from g2d.datasets.parallel import ordered_map
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.dataset_file import SPLITS, DatasetMeta
@@ -321,14 +320,8 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report: what was found, written and skipped, and with which params."""
     return {
-        "dataset": dataset,
-        "source": SOURCE,
-        "raw_dir": str(root),
+        **report_header(dataset, SOURCE, root, counts, found, skipped, params),
         "clips_found": found,
-        "counts": dict(counts),
-        **skip_fields(found, skipped),
-        "max_skipped_fraction": params.max_skipped_fraction,
-        "params": dataclasses.asdict(params),
         **split_notes,
     }
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
-from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, skip_fields, write_dataset
+from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, report_header, write_dataset
 from g2d.datasets.parallel import ordered_map
 from g2d.datasets.resume import ShardStore, fingerprint, resumable, resume_folder
 from g2d.datasets.splits import hold_out_stratified
@@ -457,9 +457,7 @@ def build_report(
     skipped (every clip, with the reason), and with which params."""
     found = len(rows) - len(missing)
     return {
-        "dataset": dataset,
-        "source": SOURCE,
-        "raw_dir": str(root),
+        **report_header(dataset, SOURCE, root, counts, found, skipped, params),
         "csv_rows": len(rows),
         "classes": n_classes,
         "clips_found": found,
@@ -469,10 +467,6 @@ def build_report(
             str(root / params.video_dir / clip_file_name(params.naming, r.youtube_id, r.start))
             for r in missing[:SHOWN_MISSING]
         ],
-        "counts": dict(counts),
-        **skip_fields(found, skipped),
-        "max_skipped_fraction": params.max_skipped_fraction,
-        "params": dataclasses.asdict(params),
     }
 
 

@@ -23,7 +23,16 @@ from tqdm import tqdm
 from g2d.datasets import RawDataError
 from g2d.datasets.avmnist.layout import IMAGE_SHAPE, IMAGE_SIDE, MNIST_FILES, POOL, SOURCE, dataset_meta, image_indices
 from g2d.datasets.avmnist.params import AudioParams, Params, SplitParams
-from g2d.datasets.common import Sample, Skipped, check_skipped, reason, skip_fields, write_dataset
+from g2d.datasets.common import (
+    Sample,
+    Skipped,
+    check_skipped,
+    failed_report_path,
+    reason,
+    report_header,
+    skip_fields,
+    write_dataset,
+)
 from g2d.datasets.parallel import ordered_map
 from g2d.io.atomic import write_json
 from g2d.io.dataset_file import SPLITS
@@ -225,14 +234,9 @@ def build(dataset: str, root: Path, params: Params, out_path: Path, report_path:
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
         return {
-            "dataset": dataset,
-            "source": SOURCE,
+            **report_header(dataset, SOURCE, root, counts, found, lost, params),
             "format": "build",
-            "raw_dir": str(root),
-            "counts": dict(counts),
             "recordings_found": found,
-            **skip_fields(found, lost),
-            "max_skipped_fraction": params.max_skipped_fraction,
             "pca": {
                 "fitted_on": "train",
                 "fit_samples": int(len(images["train"])),
@@ -277,10 +281,12 @@ def load_noise_bank(params: Params) -> list[np.ndarray]:
 
 
 def fail_on_skips(dataset: str, found: int, skipped: Sequence[Skipped], limit: float, report_path: str | Path) -> None:
-    """Above the limit, write the report of what was skipped, then stop without a dataset file."""
+    """Above the limit, write the report of what was skipped beside the last good one (its .failed.json;
+    the dataset file and its report stay as they were), then stop."""
+    failed = failed_report_path(report_path)
     if found and len(skipped) / found > limit:
         write_json(
-            report_path,
+            failed,
             {
                 "dataset": dataset,
                 "source": SOURCE,
@@ -289,4 +295,4 @@ def fail_on_skips(dataset: str, found: int, skipped: Sequence[Skipped], limit: f
                 "max_skipped_fraction": limit,
             },
         )
-    check_skipped(dataset, "FSDD recordings", found, skipped, limit, report_path)
+    check_skipped(dataset, "FSDD recordings", found, skipped, limit, failed)

@@ -9,7 +9,6 @@ Validation is held out of the training rows as in the build (g2d.datasets.avmnis
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from g2d.datasets import RawDataError
 from g2d.datasets.avmnist.layout import IMAGE_SHAPE, IMAGE_SIDE, POOL, SOURCE, dataset_meta, image_indices
 from g2d.datasets.avmnist.params import Params
-from g2d.datasets.common import Sample, Skipped, skip_fields, write_dataset
+from g2d.datasets.common import Sample, Skipped, report_header, write_dataset
 from g2d.io.dataset_file import SPLITS
 
 
@@ -77,13 +76,8 @@ def from_npy(dataset: str, root: Path, params: Params, out_path: Path, report_pa
 
     def report(counts: Mapping[str, int], lost: Sequence[Skipped]) -> dict[str, Any]:
         return {
-            "dataset": dataset,
-            "source": SOURCE,
+            **report_header(dataset, SOURCE, root, counts, total, lost, params),
             "format": "npy",
-            "raw_dir": str(root),
-            "counts": dict(counts),
-            **skip_fields(total, lost),
-            "params": dataclasses.asdict(params),
         }
 
     total = sum(len(rows) for rows in picks.values())

@@ -22,7 +22,6 @@ cut), `tabular` (the normalisation), and here the source interface of g2d.datase
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections import defaultdict
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from g2d.datasets import RawDataError
-from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, skip_fields, write_dataset
+from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, report_header, write_dataset
 from g2d.datasets.misme.crops import NormBox, centre_box, cut, grid_boxes, read_rgb, read_yolo_boxes
 from g2d.datasets.misme.params import SPLIT_NAMES, CropParams, Params
 from g2d.datasets.misme.sheets import Row, read_rows
@@ -316,16 +315,10 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report: rows found, photos and crops written per split, the normalisation, the skips."""
     return {
-        "dataset": dataset,
-        "source": SOURCE,
-        "raw_dir": str(root),
+        **report_header(dataset, SOURCE, root, counts, found, skipped, params),
         "rows_found": found,
         "photos": dict(photos),
-        "counts": dict(counts),
         "crops": params.crops.mode,
         "tabular_normalisation": stats.record(),
         "missing_values_filled": {s: dict(m) for s, m in missing.items()},
-        **skip_fields(found, skipped),
-        "max_skipped_fraction": params.max_skipped_fraction,
-        "params": dataclasses.asdict(params),
     }
