@@ -30,6 +30,7 @@ import numpy as np
 from g2d.config.schema import require
 from g2d.datasets import RawDataError
 from g2d.datasets.common import Sample, Skipped, preprocessing_record, report_header, write_dataset
+from g2d.datasets.splits import hold_out_stratified
 from g2d.io.dataset_file import SPLITS, DatasetMeta
 
 SOURCE = "arrays"
@@ -181,20 +182,6 @@ def _check_split(data: SplitArrays, params: Params) -> None:
             raise RawDataError(f"{data.where['ids']}: ids must be unique")
 
 
-def holdout(labels: np.ndarray, fraction: float, seed: int, stratify: bool) -> np.ndarray:
-    """Rows of train to hold out for validation: a seeded round(fraction * n) of each class (stratified),
-    at least one per class that has two or more rows; or of all rows."""
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(len(labels))]
-    picked = []
-    for rows in groups:
-        if len(rows) < 2:
-            continue
-        k = min(len(rows) - 1, max(1, int(np.floor(fraction * len(rows) + 0.5))))
-        picked.append(rng.permutation(rows)[:k])
-    return np.sort(np.concatenate(picked)) if picked else np.array([], dtype=np.int64)
-
-
 def preprocess(
     dataset: str,
     raw_dir: str | Path,
@@ -231,10 +218,12 @@ def preprocess(
         class_names = ()
     # (split, source split, row) of every sample: val held out of train when the raw data has none
     rows: list[tuple[str, str, int]] = []
-    held = set()
+    held: set[int] = set()
     if "val" not in loaded:
         labels = np.asarray(loaded["train"].arrays["labels"])
-        held = set(holdout(labels, params.val_fraction, params.seed, classification).tolist())
+        rows_of = [f"{i:09d}" for i in range(len(labels))]
+        groups = [str(v) for v in labels] if classification else [""] * len(labels)  # regression: unstratified
+        held = {int(i) for i in hold_out_stratified(rows_of, groups, params.val_fraction, params.seed)}
     for part in ("train", "val", "test"):
         if part in loaded:
             rows += [("val" if part == "train" and i in held else part, part, i) for i in range(len(loaded[part]))]
