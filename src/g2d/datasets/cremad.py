@@ -22,7 +22,7 @@ from g2d.datasets.common import Sample, Skipped, preprocessing_record, reason, r
 from g2d.datasets.parallel import ordered_map
 from g2d.datasets.splits import SplitError, read_split_list, split_by_group, split_from_lists
 from g2d.io.dataset_file import SPLITS, DatasetMeta
-from g2d.transforms.audio import ClipAudioParams, fit_length, load_audio, log_spectrogram, spectrogram_shape
+from g2d.transforms.audio import ClipAudioParams, clip_shapes, fit_length, load_audio, log_spectrogram
 from g2d.transforms.video import ClipVideoParams, sample_frames
 
 SOURCE = "cremad"
@@ -303,10 +303,7 @@ def warm_up(audio: AudioParams) -> None:
 def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
     """Per-sample array shapes and dtypes, for the writer."""
     a, v = params.audio, params.video
-    return {
-        "audio": ((1, *spectrogram_shape(a.n_samples, a.n_fft, a.hop_length)), "float32"),
-        "video": ((v.frames, 3, v.size, v.size), "uint8"),
-    }
+    return clip_shapes(a.n_samples, a.n_fft, a.hop_length, v.frames, v.size)
 
 
 def build_report(

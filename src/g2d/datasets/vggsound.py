@@ -33,7 +33,7 @@ from g2d.io.dataset_file import SPLITS, DatasetMeta
 from g2d.transforms import audio as audio_transforms
 from g2d.transforms import av_clip
 from g2d.transforms import video as video_transforms
-from g2d.transforms.audio import ClipAudioParams, fit_length, log_spectrogram, spectrogram_shape
+from g2d.transforms.audio import ClipAudioParams, clip_shapes, fit_length, log_spectrogram
 from g2d.transforms.av_clip import decode_clip
 from g2d.transforms.video import ClipVideoParams, pick_evenly
 
@@ -437,10 +437,7 @@ def warm_up(audio: AudioParams) -> None:
 def sample_shapes(params: Params) -> dict[str, tuple[tuple[int, ...], str]]:
     """Per-sample array shapes and dtypes, for the writer."""
     a, v = params.audio, params.video
-    return {
-        "audio": ((1, *spectrogram_shape(a.window_samples, a.n_fft, a.hop_length)), "float32"),
-        "video": ((v.frames, 3, v.size, v.size), "uint8"),
-    }
+    return clip_shapes(a.window_samples, a.n_fft, a.hop_length, v.frames, v.size)
 
 
 def build_report(

@@ -144,3 +144,14 @@ def log_mel_spectrogram(wave: np.ndarray, sample_rate: int, n_fft: int, n_mels: 
     if mel.shape[1] < frames:
         mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), mode="edge")
     return np.log(mel + LOG_EPS).astype(np.float32)
+
+
+def clip_shapes(
+    samples: int, n_fft: int, hop_length: int, frames: int, size: int
+) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per-sample shapes and dtypes of an audio-visual clip, for the dataset writer: a (1, F, T) log
+    spectrogram of `samples` audio samples (float32) and `frames` RGB frames of size x size (uint8)."""
+    return {
+        "audio": ((1, *spectrogram_shape(samples, n_fft, hop_length)), "float32"),
+        "video": ((frames, 3, size, size), "uint8"),
+    }
