@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from g2d.errors import G2DError
-from g2d.io.atomic import process_running
+from g2d.io.atomic import process_running, write_json
 
 LOCK_DIR = ".g2d"
 FRONTEND_ENV = "G2D_FRONTEND"
@@ -72,9 +72,7 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     if not data["holders"]:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, data)
 
 
 @contextlib.contextmanager
