@@ -239,13 +239,7 @@ def cmd_convert_pickle(args: argparse.Namespace) -> int:
         "you trust. The pipeline never unpickles: it reads the .npz files written here.",
         file=sys.stderr,
     )
-    try:
-        written = convert_pickle.convert(convert_pickle.unpickle(source), source, out, pairs, args.labels, args.ids)
-    except (G2DError, OSError) as exc:
-        print(
-            f"g2d convert-pickle: error: {describe_os_error(exc) if isinstance(exc, OSError) else exc}", file=sys.stderr
-        )
-        return 2
+    written = convert_pickle.convert(convert_pickle.unpickle(source), source, out, pairs, args.labels, args.ids)
     for split, shapes in written.items():
         print(f"{out / f'{split}.npz'}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
     print(f"use it with source: arrays, raw_dir: {out}, modalities: {list(pairs)} (docs/data.md)")
@@ -387,9 +381,9 @@ def check_targets(params: Params, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in TOOLS:
-        return TOOLS[args.command][0](args)
     try:
+        if args.command in TOOLS:
+            return TOOLS[args.command][0](args)
         files = args.global_params + (args.params or [])
         for file in files:
             check_config_file(file)
