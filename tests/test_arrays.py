@@ -261,3 +261,79 @@ def test_every_method_trains_on_three_modalities(three, method):
     log = json.loads((out / "log.json").read_text())
     assert log or method_entry(method).teacher_weights  # UME trains nothing: it combines the teachers
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+# --- modality subsets (paper Table 2): `modalities` picks what a student uses; teachers are shared ---
+
+
+def test_modalities_name_a_subset_of_two_or_more_of_the_dataset(tmp_path):
+    params = params_for(tmp_path)
+    run = params.for_dataset("own")
+    assert run.student_modalities("own") == MODS  # all
+    assert run.with_student_overrides({"modalities": ["table", "image"]}).student_modalities("own") == (
+        "image",
+        "table",
+    )  # the dataset's (model) order, whatever the list's
+    for value, message in (
+        (["image", "text"], r"dataset own has no modality 'text'; its modalities: image, spec, table"),
+        (["image"], r"\['image'\] is one modality: a student of one modality is that modality's teacher"),
+        (["image", "image"], r"names must be distinct"),
+    ):
+        with pytest.raises(ConfigError, match=r"datasets.own.student.modalities: " + message):
+            toy_params(
+                datasets={
+                    "own": {
+                        "source": "arrays",
+                        "raw_dir": str(tmp_path),
+                        "preprocess": {"modalities": list(MODS)},
+                        "encoders": ENCODERS,
+                        "student": {"modalities": value},
+                    }
+                },
+                tau3=1,
+            )
+    with pytest.raises(ConfigError, match=r"modalities: 'image' \(str\) is not allowed; expected one of 'all' or a list"):
+        run.with_student_overrides({"modalities": "image"})
+
+
+def test_a_subsets_ablation_runs_every_combination_of_each_datasets_modalities(tmp_path):
+    ablation = {"table2": {"over": "modalities", "values": "subsets", "methods": ["joint", "g2d"]}}
+    p = toy_params(
+        datasets={
+            "own": {"source": "arrays", "raw_dir": str(tmp_path), "preprocess": {"modalities": list(MODS)}, "encoders": ENCODERS},
+            "toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn", "video": "small_cnn"}},
+        },
+        tau3=1,
+        ablations=ablation,
+    )
+    assert list(p.for_dataset("own").variants("table2")) == [
+        "image-spec", "image-table", "spec-table", "image-spec-table",
+    ]  # fmt: skip
+    assert list(p.for_dataset("toy").variants("table2")) == ["audio-video"]
+    assert p.for_dataset("own").variant("table2", "spec-table").student_modalities("own") == ("spec", "table")
+    with pytest.raises(ConfigError, match=r"depend on the dataset"):
+        p.variants("table2")
+    with pytest.raises(ConfigError, match=r"ablations.bad.values: subsets .* goes with over: modalities"):
+        toy_params(ablations={"bad": {"over": "fusion", "values": "subsets", "methods": ["g2d"]}})
+    with pytest.raises(ConfigError, match=r"ablations.bad.values\[0\] on top of dataset toy: .*no modality 'text'"):
+        toy_params(ablations={"bad": {"over": "modalities", "values": [["audio", "text"]], "methods": ["g2d"]}})
+
+
+def test_a_student_of_two_of_three_modalities_reuses_their_teachers(three):
+    """The student and its evaluation see only the subset: its SMP ranks those two (tau1 + tau2 epochs),
+    its metrics name those two, and the third modality's teacher is not read."""
+    from g2d.stages import evaluate
+
+    root, folder = three
+    run = params_for(root).for_dataset("own").with_student_overrides({"modalities": ["table", "image"]})
+    out = folder / "subset"
+    train_student.run(
+        run, "own", "g2d", 0, folder / "own.h5", folder / "scores.h5", folder / "teachers",
+        out / "s.pt", out / "log.json", out / "resume",
+    )  # fmt: skip
+    log = json.loads((out / "log.json").read_text())
+    assert len(log) == run.tau1 + run.tau2
+    assert {k for k in log[0] if k.startswith("prioritised_")} == {"prioritised_image", "prioritised_table"}
+    result = evaluate.run(run, folder / "own.h5", folder / "scores.h5", out / "s.pt", out / "metrics.json")
+    assert list(result["test"]) == ["fused", "image", "table"]
+    assert list(result["teacher"]) == ["image", "table"] and result["least_confident_teacher"] in ("image", "table")

@@ -145,7 +145,7 @@ def cmd_ablate(params: Params, args: argparse.Namespace) -> None:
         )
     ablation = params.ablations[args.ablation]
     with atomic_dir(_path(pipeline.ABLATION, args)) as tmp:
-        for variant in ablation.overrides():
+        for variant in params.for_dataset(args.dataset).variants(args.ablation):
             for method in ablation.methods:
                 run = argparse.Namespace(**{**vars(args), "variant": variant, "method": method})
                 cmd_train_student(params, run, tmp)
@@ -180,7 +180,9 @@ def cmd_check(params: Params, args: argparse.Namespace) -> None:
         f"seeds {', '.join(map(str, params.seeds))}; ablations "
         + (
             "; ".join(
-                f"{name} ({', '.join(a.overrides())} x {', '.join(a.methods)})" for name, a in params.ablations.items()
+                f"{name} ({'every subset of 2+ modalities' if a.per_dataset else ', '.join(a.overrides())} "
+                f"x {', '.join(a.methods)})"
+                for name, a in params.ablations.items()
             )
             or "none"
         )

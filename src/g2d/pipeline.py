@@ -74,6 +74,7 @@ STUDENT_PARAMS = (
     "beta",
     "temperature",
     "fusion",
+    "modalities",
     *FUSION_SECTIONS,
     "smp",
     *METHOD_SECTIONS,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class AblationParams:
     params with the student keys `over` set to one entry of `values`; the report gives it one table."""
 
     over: str | tuple[str, ...]
-    values: tuple[Any, ...]
+    values: Literal["subsets"] | tuple[Any, ...]
     methods: tuple[str, ...]
     names: tuple[str, ...] = ()
 
@@ -73,16 +74,36 @@ class AblationParams:
     def keys(self) -> tuple[str, ...]:
         return (self.over,) if isinstance(self.over, str) else self.over
 
-    def overrides(self) -> dict[str, dict[str, Any]]:
-        """Variant name -> {dotted key: value}; names are `names` or derived from the values (2-4 for [2, 4])."""
+    @property
+    def per_dataset(self) -> bool:
+        """`values: subsets`: the variants are the subsets of each dataset's own modalities."""
+        return self.values == "subsets"
+
+    def overrides(self, modalities: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Variant name -> {dotted key: value}; names are `names` or derived from the values (2-4 for [2, 4]).
+        With `values: subsets`, every subset of two or more of `modalities` (a dataset's), smallest first."""
+        if self.per_dataset:
+            if modalities is None:
+                raise ConfigError("values: subsets: the variants depend on the dataset; ask for one dataset's")
+            values: tuple[Any, ...] = tuple(
+                list(combo) for k in range(2, len(modalities) + 1) for combo in itertools.combinations(modalities, k)
+            )
+        else:
+            values = self.values  # type: ignore[assignment]
         return {
             name: dict(zip(self.keys, value if len(self.keys) > 1 else (value,)))
-            for name, value in zip(self.names or [_variant_name(v) for v in self.values], self.values)
+            for name, value in zip(self.names or [_variant_name(v) for v in values], values)
         }
 
     def validate(self, where: str) -> None:
         require(len(self.keys) > 0, f"{where}.over", "name at least one student param, e.g. fusion")
-        require(len(self.values) > 0, f"{where}.values", "give at least one value (one per variant)")
+        if self.per_dataset:
+            require(
+                self.keys == ("modalities",) and not self.names,
+                f"{where}.values",
+                "subsets (every combination of two or more of a dataset's modalities) goes with over: modalities "
+                "and no names",
+            )
         require(len(self.methods) > 0, f"{where}.methods", f"name at least one of {', '.join(METHODS)}")
         for i, method in enumerate(self.methods):
             require(
@@ -90,6 +111,9 @@ class AblationParams:
                 f"{where}.methods[{i}]",
                 f"unknown method {method!r}; choose from {', '.join(METHODS)}",
             )
+        if self.per_dataset:
+            return
+        require(len(self.values) > 0, f"{where}.values", "give at least one value (one per variant)")
         for i, value in enumerate(self.values):
             if len(self.keys) > 1:
                 require(
@@ -294,6 +318,7 @@ class DatasetParams:
     preprocess: Any = None
     student: dict[str, Any] = field(default_factory=dict)
     augment: AugmentParams = field(default_factory=AugmentParams)
+    modalities: tuple[str, ...] = field(default=(), metadata={"internal": True})  # the source's, in model order
 
 
 @dataclass(frozen=True)
@@ -311,6 +336,7 @@ class Params:
     beta: float = 1.0
     temperature: float = 1.0
     fusion: str = "late"
+    modalities: Literal["all"] | tuple[str, ...] = "all"
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     init: Literal["reference", "torch"] = "reference"
     lr: float = 0.01
@@ -332,6 +358,8 @@ class Params:
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
     # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
     sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+    # the dataset these params are for (set by `for_dataset`): what `modalities` and `values: subsets` refer to
+    dataset: str | None = field(default=None, metadata={"internal": True})
 
     def taus(self, k: int) -> tuple[int, ...]:
         """The SMP schedule (tau_1..tau_k) for a dataset of k modalities."""
@@ -369,15 +397,41 @@ class Params:
         out.validate_knobs()
         return out
 
-    def variant(self, ablation: str, variant: str) -> Params:
-        """These params with one ablation variant's overrides applied (on a dataset's params: after
-        `for_dataset`, so the variant's keys win)."""
+    def student_modalities(self, dataset: str) -> tuple[str, ...]:
+        """The modalities a student of `dataset` uses, in the dataset's order: all of them, or the subset
+        `modalities` names (two or more: one modality alone is what its teacher already is)."""
+        available = self.datasets[dataset].modalities
+        if self.modalities == "all":
+            return available
+        unknown = [m for m in self.modalities if m not in available]
+        require(
+            not unknown,
+            "modalities",
+            f"dataset {dataset} has no modality {unknown[0] if unknown else ''!r}; its modalities: {', '.join(available)}",
+        )
+        require(len(set(self.modalities)) == len(self.modalities), "modalities", "names must be distinct")
+        require(
+            len(self.modalities) >= 2,
+            "modalities",
+            f"{list(self.modalities)} is one modality: a student of one modality is that modality's teacher "
+            "(the teachers stage trains it); name two or more, or all",
+        )
+        return tuple(m for m in available if m in self.modalities)
+
+    def variants(self, ablation: str) -> dict[str, dict[str, Any]]:
+        """Variant name -> overrides of ablation `ablation`; `values: subsets` needs these params to be a
+        dataset's (`for_dataset`)."""
         require(
             ablation in self.ablations,
             f"ablations.{ablation}",
             f"no such ablation in params; defined: {', '.join(self.ablations) or 'none'}",
         )
-        variants = self.ablations[ablation].overrides()
+        return self.ablations[ablation].overrides(self.datasets[self.dataset].modalities if self.dataset else None)
+
+    def variant(self, ablation: str, variant: str) -> Params:
+        """These params with one ablation variant's overrides applied (on a dataset's params: after
+        `for_dataset`, so the variant's keys win)."""
+        variants = self.variants(ablation)
         require(
             variant in variants,
             f"ablations.{ablation}",
@@ -395,9 +449,11 @@ class Params:
         )
         where = f"datasets.{name}.student"
         try:
-            return self.with_student_overrides(dotted(self.datasets[name].student))
+            out = dataclasses.replace(self, dataset=name).with_student_overrides(dotted(self.datasets[name].student))
+            out.student_modalities(name)
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}") from exc
+        return out
 
     def check(self) -> None:
         """Everything that spans keys, once the params are assembled (`params_from_dict` calls it)."""
@@ -500,18 +556,22 @@ class Params:
                 require_student_key(
                     key, f"ablations.{name}.over" + (f"[{i}]" if not isinstance(ablation.over, str) else "")
                 )
-            for i, variant in enumerate(ablation.overrides()):
-                try:
-                    self.variant(name, variant)
-                except ConfigError as exc:
-                    raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
-                for ds in (ds for ds, spec in self.datasets.items() if spec.student):
+            if not ablation.per_dataset:
+                for i, variant in enumerate(self.variants(name)):
                     try:
-                        self.for_dataset(ds).variant(name, variant)
+                        self.variant(name, variant)
                     except ConfigError as exc:
-                        raise ConfigError(
-                            f"ablations.{name}.values[{i}] on top of datasets.{ds}.student: {exc}"
-                        ) from exc
+                        raise ConfigError(f"ablations.{name}.values[{i}]: {exc}") from exc
+            for ds, spec in self.datasets.items():
+                if not (spec.student or "modalities" in ablation.keys):
+                    continue
+                run = self.for_dataset(ds)
+                for i, variant in enumerate(run.variants(name)):
+                    try:
+                        run.variant(name, variant).student_modalities(ds)
+                    except ConfigError as exc:
+                        on = f"datasets.{ds}.student" if spec.student else f"dataset {ds}"
+                        raise ConfigError(f"ablations.{name}.values[{i}] on top of {on}: {exc}") from exc
 
 
 def optimizer_warnings(params: Params) -> list[str]:
@@ -530,9 +590,11 @@ def optimizer_warnings(params: Params) -> list[str]:
         if ds.student
     ]
     for name, ablation in params.ablations.items():
+        bases = [params.for_dataset(ds) for ds in params.datasets] if ablation.per_dataset else [params]
         runs += [
-            (f"ablations.{name} variant {variant}: ", params.variant(name, variant), ablation.methods)
-            for variant in ablation.overrides()
+            (f"ablations.{name} variant {variant}: ", base.variant(name, variant), ablation.methods)
+            for base in bases
+            for variant in base.variants(name)
         ]
     out = []
     for where, p, methods in runs:
@@ -731,7 +793,7 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
             f"the {ds.source} source has no such modality; its modalities: {', '.join(names)}",
         )
         datasets[name] = dataclasses.replace(
-            ds, preprocess=pre, augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment")
+            ds, preprocess=pre, modalities=names, augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment")
         )
     demo = None
     if params.demo is not None:

@@ -79,7 +79,10 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
                 return coerce(arg, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {_show(value)} matches none of {tp}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        options = " or ".join(_describe(arg) for arg in args if arg is not type(None))
+        raise ConfigError(f"{key}: {_show(value)} is not allowed; expected {options}")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
@@ -133,6 +136,18 @@ def require(condition: bool, key: str, message: str) -> None:
 
 def _join(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
+
+
+def _describe(tp: Any) -> str:
+    """A type annotation in words, for messages: one of 'all', a list, a mapping, a number..."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        return "a list"
+    if origin in (dict, typing.Mapping) or tp is dict or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
 def _show(value: Any) -> str:

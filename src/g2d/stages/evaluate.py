@@ -18,7 +18,7 @@ import torch
 
 from g2d.config.params import Params
 from g2d.io.atomic import write_json
-from g2d.io.dataset_file import read_meta
+from g2d.io.dataset_file import read_meta, restrict
 from g2d.io.score_cache import read_scores
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
@@ -45,14 +45,14 @@ def cosine_alignment(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, out_path: Path) -> dict:
-    meta = read_meta(data_path)
     device = resolve_device(params.device)
     state = checkpoint.load(student_path, device)
+    meta = restrict(read_meta(data_path), state["modalities"])  # the modalities this student was trained on
     model = build_student(state, device)
     norm = Normalizer.from_dict(state["normalizer"])
     data = {
         split: SplitTensors(s, norm, device, workers=params.data.workers)
-        for split, s in open_splits(params.data, data_path, ("train", "val", "test")).items()
+        for split, s in open_splits(params.data, data_path, ("train", "val", "test"), meta.modalities).items()
     }
     preds = {split: predict_student(model, d, params.eval_batch_size) for split, d in data.items()}
     test, pred = data["test"], preds["test"]

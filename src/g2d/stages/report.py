@@ -178,7 +178,7 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
     variant_eval = pipeline.in_variant(pipeline.EVAL)
     for name, ablation in params.ablations.items():
         variants: dict[str, Any] = {}
-        for variant, overrides in ablation.overrides().items():
+        for variant, overrides in params.for_dataset(dataset).variants(name).items():
             values = ", ".join(map(str, overrides.values()))
             label = values if len(overrides) == 1 else f"({values})"
             per_method = {}
@@ -192,13 +192,19 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
                     )
                     for s in params.seeds
                 ]
-                per_method[method] = aggregate(evals, modalities, metric_names)
+                used = [k for k in evals[0]["test"] if k != "fused"]  # a subset of modalities (Table 2) or all
+                per_method[method] = aggregate(evals, used, metric_names)
             variants[variant] = {
                 "overrides": overrides,
                 "label": f"{variant}: {label}" if ablation.names else label,
                 "methods": per_method,
             }
-        out["ablations"][name] = {"over": list(ablation.keys), "variants": variants}
+        used = {m for v in variants.values() for run in v["methods"].values() for m in run["probe"]}
+        out["ablations"][name] = {
+            "over": list(ablation.keys),
+            "modalities": [m for m in params.datasets[dataset].modalities if m in used],
+            "variants": variants,
+        }
     return out
 
 
@@ -206,14 +212,15 @@ def ablation_table(summary: dict[str, Any], name: str, metric: str, scale: float
     """One ablation as the paper lays Tables 4-7 out: a row per method x variant, columns the fused
     output and each modality's encoder."""
     ablation = summary["ablations"][name]
-    mods = summary["modalities"]
+    mods = ablation["modalities"]
     keys = ablation["over"]
     head = ["method", keys[0] if len(keys) == 1 else f"({', '.join(keys)})", "Multi (fused)", *mods]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     methods = list(next(iter(ablation["variants"].values()))["methods"])
     for method in methods:
         for v in ablation["variants"].values():
-            cells = [_fmt(v["methods"][method][o][metric], scale) for o in ["fused", *mods]]
+            run = v["methods"][method]
+            cells = [_fmt(run[o][metric], scale) if o in run else "-" for o in ["fused", *mods]]
             lines.append("| " + " | ".join([method, v["label"], *cells]) + " |")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from g2d.config.params import Params
 from g2d.errors import RunError
 from g2d.io.atomic import write_json
-from g2d.io.dataset_file import SplitReader, read_meta
+from g2d.io.dataset_file import SplitReader, read_meta, restrict
 from g2d.io.score_cache import TRAIN_VIEWS, read_scores, read_view_bank
 from g2d.methods import method_entry
 from g2d.methods.confidence import cached_confidence
@@ -37,6 +37,7 @@ def student_settings(params: Params, dataset: str, method: str, k: int) -> dict:
     fusion_knobs = {name: asdict(params.section(name)) for name in fusion_sections()}
     return {
         "method": method,
+        "modalities": list(params.student_modalities(dataset)),
         **extra,
         "taus": params.taus(k),
         "alpha": params.alpha,
@@ -77,14 +78,14 @@ def run(
     log_path: Path,
     resume_root: Path,
 ) -> None:
-    meta = read_meta(data_path)
+    meta = restrict(read_meta(data_path), params.student_modalities(dataset))
     device = resolve_device(params.device)
-    splits = open_splits(params.data, data_path, ("train", "val"))
+    splits = open_splits(params.data, data_path, ("train", "val"), meta.modalities)
     norm = Normalizer.fit(splits["train"], meta.task)
     entry = method_entry(method)
     uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache
-    train_scores = read_scores(scores_path, "train")
+    train_scores = {m: s for m, s in read_scores(scores_path, "train").items() if m in meta.modalities}
     workers = params.data.workers
     crops = train_crops(params, dataset, splits["train"], scores_path)
     views = read_scores(scores_path, TRAIN_VIEWS) if cached and isinstance(crops, BankViews) else None

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from g2d.config.params import DataParams
 from g2d.errors import RunError
-from g2d.io.dataset_file import SplitReader, open_split
+from g2d.io.dataset_file import ModalitySubset, SplitReader, open_split
 from g2d.io.score_cache import TeacherScores
 from g2d.training.augment import Crops, CropSource
 from g2d.types import Batch, TeacherBatch
@@ -65,10 +65,16 @@ def resolve_loading(data: DataParams, path: str | os.PathLike[str]) -> str:
     return "stream"
 
 
-def open_splits(data: DataParams, path: str | os.PathLike[str], splits: Sequence[str]) -> dict[str, SplitReader]:
-    """The named splits of a dataset file, held or streamed as `data.loading` decides."""
+def open_splits(
+    data: DataParams, path: str | os.PathLike[str], splits: Sequence[str], modalities: Sequence[str] | None = None
+) -> dict[str, SplitReader]:
+    """The named splits of a dataset file, held or streamed as `data.loading` decides; seen through
+    `modalities` only when given (a student of a modality subset)."""
     loading = resolve_loading(data, Path(path))
-    return {split: open_split(path, split, loading) for split in splits}
+    opened = {split: open_split(path, split, loading) for split in splits}
+    if modalities is None:
+        return opened
+    return {split: ModalitySubset(reader, modalities) for split, reader in opened.items()}
 
 
 def chunk_rows(shape: Sequence[int]) -> int:
@@ -200,7 +206,9 @@ class SplitTensors:
                     "per-view teacher outputs need the training split's cache and a view bank to pick from"
                 )
             views = next(iter(teacher_views.values())).confidence.shape[0]
-            self.teacher_views = {m: self._cached(s, m, (views, len(split))) for m, s in teacher_views.items()}
+            self.teacher_views = {
+                m: self._cached(s, m, (views, len(split))) for m, s in teacher_views.items() if m in self.modalities
+            }
 
     @staticmethod
     def _cached(scores: TeacherScores, modality: str, rows: tuple[int, ...]) -> dict[str, torch.Tensor]:
