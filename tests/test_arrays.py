@@ -292,7 +292,9 @@ def test_modalities_name_a_subset_of_two_or_more_of_the_dataset(tmp_path):
                 },
                 tau3=1,
             )
-    with pytest.raises(ConfigError, match=r"modalities: 'image' \(str\) is not allowed; expected one of 'all' or a list"):
+    with pytest.raises(
+        ConfigError, match=r"modalities: 'image' \(str\) is not allowed; expected one of 'all' or a list"
+    ):
         run.with_student_overrides({"modalities": "image"})
 
 
@@ -300,7 +302,12 @@ def test_a_subsets_ablation_runs_every_combination_of_each_datasets_modalities(t
     ablation = {"table2": {"over": "modalities", "values": "subsets", "methods": ["joint", "g2d"]}}
     p = toy_params(
         datasets={
-            "own": {"source": "arrays", "raw_dir": str(tmp_path), "preprocess": {"modalities": list(MODS)}, "encoders": ENCODERS},
+            "own": {
+                "source": "arrays",
+                "raw_dir": str(tmp_path),
+                "preprocess": {"modalities": list(MODS)},
+                "encoders": ENCODERS,
+            },
             "toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn", "video": "small_cnn"}},
         },
         tau3=1,
@@ -337,3 +344,26 @@ def test_a_student_of_two_of_three_modalities_reuses_their_teachers(three):
     result = evaluate.run(run, folder / "own.h5", folder / "scores.h5", out / "s.pt", out / "metrics.json")
     assert list(result["test"]) == ["fused", "image", "table"]
     assert list(result["teacher"]) == ["image", "table"] and result["least_confident_teacher"] in ("image", "table")
+    assert set(result["modality_gap"]["pairs"]) == {"image-table"} or "undefined" in result["modality_gap"]
+
+
+def test_the_modality_gap_is_the_distance_between_normalised_centroids():
+    """Hand-checked: unit vectors e1 (a) and e2 (b) give centroids 1 apart in each coordinate, so sqrt(2);
+    scaling a row changes nothing (only directions count); identical features give 0; widths that differ
+    have no shared space."""
+    from g2d.training.gap import modality_gap, projection
+
+    a = np.array([[2.0, 0.0], [0.5, 0.0]])
+    b = np.array([[0.0, 3.0], [0.0, 1.0]])
+    gap = modality_gap({"a": a, "b": b})
+    assert gap["pairs"] == {"a-b": pytest.approx(np.sqrt(2))} and gap["mean"] == pytest.approx(np.sqrt(2))
+    assert modality_gap({"a": a, "b": a * 7})["mean"] == pytest.approx(0.0)
+    three = modality_gap({"a": a, "b": b, "c": -a})
+    assert three["pairs"] == pytest.approx({"a-b": np.sqrt(2), "a-c": 2.0, "b-c": np.sqrt(2)})
+    assert three["mean"] == pytest.approx((2 * np.sqrt(2) + 2) / 3)
+    wide = modality_gap({"a": a, "b": np.ones((2, 3))})
+    assert wide["mean"] is None and "widths differ" in wide["undefined"]
+    pca = projection({"a": a, "b": b})
+    assert {m: len(p) for m, p in pca["points"].items()} == {"a": 2, "b": 2} and sum(pca["explained"]) <= 1 + 1e-9
+    first = np.asarray(pca["points"]["a"])[:, 0]
+    assert np.allclose(first, first[0]) and not np.allclose(first, np.asarray(pca["points"]["b"])[:, 0])

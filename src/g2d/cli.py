@@ -19,7 +19,13 @@ from g2d.errors import G2DError, describe_os_error
 from g2d.io.project_lock import project_lock
 from g2d.rules import check_config_file
 
-VARIANT_FILES = (pipeline.STUDENT, pipeline.STUDENT_LOG, pipeline.EVAL, pipeline.RESUME)  # per-variant copies
+VARIANT_FILES = (
+    pipeline.STUDENT,
+    pipeline.STUDENT_LOG,
+    pipeline.EVAL,
+    pipeline.GAP,
+    pipeline.RESUME,
+)  # per-variant copies
 
 
 def _path(template: str, args: argparse.Namespace, root: Path | None = None) -> Path:
@@ -125,6 +131,7 @@ def cmd_evaluate(params: Params, args: argparse.Namespace, root: Path | None = N
         _path(pipeline.SCORES, args),
         _path(pipeline.STUDENT, args, root),
         _path(pipeline.EVAL, args, root),
+        _path(pipeline.GAP, args, root),
     )
     fused = result["test"]["fused"]
     name = "/".join(str(getattr(args, k)) for k in ("ablation", "variant") if getattr(args, k) is not None)

@@ -42,6 +42,7 @@ TEACHER_PLOT = RUN + "/teacher_confidence.png"
 STUDENT = RUN + "/{method}/student.pt"
 STUDENT_LOG = RUN + "/{method}/log.json"
 EVAL = RUN + "/{method}/metrics.json"
+GAP = RUN + "/{method}/modality_gap.json"  # Figure 4's 2-D projection of the student's features
 RESUME = RUN + "/resume"
 ABLATION = RUN + "/ablations/{ablation}"
 VARIANT_RESUME = RESUME + "/ablations/{ablation}/{variant}"  # outside ABLATION: a failed job's outputs are removed
@@ -129,6 +130,7 @@ FIT = ("training/engine.py", "training/distributed.py")
 TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py", *FIT)  # its loss and confidence
 STUDENT_CODE = ("training/student.py", "training/predict.py", "methods")
 PREDICT = ("training/predict.py", "training/metrics.py")
+EVALUATE = ("training/probe.py", "training/gap.py")  # what evaluate adds to predictions: probes, the gap
 
 
 def source_module(source: str) -> str:
@@ -245,10 +247,10 @@ STAGES: tuple[Stage, ...] = (
         "Test metrics of a trained student.",
         wildcards=("dataset", "seed", "method"),
         deps=(PROCESSED, SCORES, STUDENT),
-        outs=(),
+        outs=(GAP,),
         metrics=(EVAL,),
         params=("eval_batch_size", "device"),
-        code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, "training/probe.py"),
+        code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, *EVALUATE),
     ),
     Stage(
         "ablate",
@@ -267,13 +269,13 @@ STAGES: tuple[Stage, ...] = (
             *TEACHER,
             *STUDENT_CODE,
             *PREDICT,
-            "training/probe.py",
+            *EVALUATE,
         ),
     ),
     Stage(
         "report",
         "Tables, figures and curves over every run.",
-        deps=(EVAL, STUDENT_LOG, TEACHERS, ABLATION),
+        deps=(EVAL, GAP, STUDENT_LOG, TEACHERS, ABLATION),
         outs=(REPORT, FIGURES, CURVES),
         metrics=(SUMMARY,),
         params=("datasets", "seeds", "methods", "tau1", "tau2", "tau3", "ablations"),

@@ -1,11 +1,14 @@
-"""PNG figures: teacher confidence over epochs (Fig. 3), training curves with SMP phases, test bars."""
+"""PNG figures: teacher confidence over epochs (Fig. 3), training curves with SMP phases, test bars, the
+modality gap (Fig. 4)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -74,4 +77,23 @@ def plot_test_bars(rows: Mapping[str, Mapping[str, tuple[float, float]]], path: 
     ax.set(ylabel=ylabel, title=title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_modality_gap(gap: Mapping[str, Any], path: Path, title: str) -> None:
+    """Figure 4: each modality's normalised student features in the 2-D PCA of all of them, coloured by
+    modality, the gap (distance between centroids, g2d.training.gap) in the title."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    for i, (m, points) in enumerate(gap["points"].items()):
+        xy = np.asarray(points, dtype=float).reshape(-1, 2)
+        ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.5, color=f"C{i}", label=m)
+    explained = gap.get("explained") or [0.0, 0.0]
+    value = "undefined" if gap.get("mean") is None else f"{gap['mean']:.3f}"
+    ax.set(
+        xlabel=f"PC1 ({100 * explained[0]:.0f}%)",
+        ylabel=f"PC2 ({100 * explained[-1]:.0f}%)",
+        title=f"{title}\nmodality gap {value}",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, markerscale=2)
     _save(fig, path)

@@ -407,7 +407,8 @@ class Params:
         require(
             not unknown,
             "modalities",
-            f"dataset {dataset} has no modality {unknown[0] if unknown else ''!r}; its modalities: {', '.join(available)}",
+            f"dataset {dataset} has no modality {unknown[0] if unknown else ''!r}; "
+            f"its modalities: {', '.join(available)}",
         )
         require(len(set(self.modalities)) == len(self.modalities), "modalities", "names must be distinct")
         require(
@@ -793,7 +794,10 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
             f"the {ds.source} source has no such modality; its modalities: {', '.join(names)}",
         )
         datasets[name] = dataclasses.replace(
-            ds, preprocess=pre, modalities=names, augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment")
+            ds,
+            preprocess=pre,
+            modalities=names,
+            augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment"),
         )
     demo = None
     if params.demo is not None:

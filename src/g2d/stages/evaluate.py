@@ -4,7 +4,8 @@ Reports fused and per-modality accuracy and macro-F1 (regression: MAPE and R^2),
 ratio of each modality against its teacher (paper, Figure 6; the report picks which modality's
 ratio to show, see g2d.stages.report.weak_modality), the modality whose teacher is least confident
 on the train split (SMP's first choice), the cosine alignment of student and teacher features
-(paper, Figure 5), and each encoder's linear-probe metrics (g2d.training.probe: the encoder alone,
+(paper, Figure 5), the modality gap between the students' per-modality features (Figure 4,
+g2d.training.gap), and each encoder's linear-probe metrics (g2d.training.probe: the encoder alone,
 whatever split of class offsets the late-fusion heads drifted into). The test split is never used
 to choose anything: probes are fitted on train with their L2 weight chosen on validation.
 """
@@ -23,6 +24,7 @@ from g2d.io.score_cache import read_scores
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
 from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.gap import modality_gap, projection
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
 from g2d.training.predict import predict_student
@@ -44,7 +46,10 @@ def cosine_alignment(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(num / den))
 
 
-def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, out_path: Path) -> dict:
+def run(
+    params: Params, data_path: Path, scores_path: Path, student_path: Path, out_path: Path, gap_path: Path | None = None
+) -> dict:
+    """Test metrics to `out_path`; the modality gap's 2-D projection (Figure 4) to `gap_path` if given."""
     device = resolve_device(params.device)
     state = checkpoint.load(student_path, device)
     meta = restrict(read_meta(data_path), state["modalities"])  # the modalities this student was trained on
@@ -74,6 +79,7 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
         "confidence_ratio": {},
         "feature_alignment": {},
         "probe": {},
+        "modality_gap": modality_gap(pred.features),
     }
     targets = {split: d.target.cpu().numpy() for split, d in data.items()}
     for m in meta.modalities:
@@ -93,5 +99,7 @@ def run(params: Params, data_path: Path, scores_path: Path, student_path: Path, 
             seed=state["seed"],
         )
         result["probe"][m] = task_summary(meta.task, probe.logits(pred.features[m]), labels, norm)
+    if gap_path is not None:
+        write_json(gap_path, {**result["modality_gap"], **projection(pred.features, seed=state["seed"])})
     write_json(out_path, result)
     return result

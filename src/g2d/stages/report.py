@@ -19,7 +19,7 @@ from g2d import pipeline
 from g2d.config.params import Params
 from g2d.io.atomic import read_json, write_json, write_text
 from g2d.io.atomic_dir import atomic_dir
-from g2d.plots import plot_teacher_confidence, plot_test_bars, plot_training_curves
+from g2d.plots import plot_modality_gap, plot_teacher_confidence, plot_test_bars, plot_training_curves
 
 METRIC_ORDER = ("accuracy", "macro_f1", "mape", "r2", "rmse", "mae")  # the first is each dataset's main metric
 
@@ -65,6 +65,7 @@ def aggregate(runs: Sequence[dict[str, Any]], modalities: Sequence[str], metric_
     for key in ("confidence_ratio", "feature_alignment"):
         entry[key] = {m: mean_std([r[key][m] for r in runs]) for m in modalities}
     entry["best_epoch"] = mean_std([r["best_epoch"] for r in runs])
+    entry["modality_gap"] = mean_std([r["modality_gap"]["mean"] for r in runs])
     return entry
 
 
@@ -225,6 +226,31 @@ def ablation_table(summary: dict[str, Any], name: str, metric: str, scale: float
     return "\n".join(lines)
 
 
+def gap_section(params: Params, root: Path, dataset: str, summary: dict[str, Any], figures: Path) -> list[str]:
+    """Figure 4: the modality gap per method (mean ± std over seeds) and, for the first seed, each
+    method's 2-D projection of its per-modality test features."""
+    seed = params.seeds[0]
+    lines = [
+        "### Modality gap (Fig. 4)",
+        "",
+        "Distance between the centroids of each modality's L2-normalised student features on the test split "
+        "(Liang et al.; mean over modality pairs; docs/evaluation.md). The paper reports a larger gap for G²D "
+        "than for joint training.",
+        "",
+        "| method | modality gap |",
+        "|---|---|",
+    ]
+    images = []
+    for method, e in summary["methods"].items():
+        lines.append(f"| {method} | {_fmt(e['modality_gap'], 1)} |")
+        gap = _read(root / pipeline.fill(pipeline.GAP, dataset=dataset, seed=seed, method=method))
+        if gap["points"]:
+            png = f"{dataset}_{method}_modality_gap.png"
+            plot_modality_gap(gap, figures / png, f"{dataset} / {method} (seed {seed})")
+            images.append(f"![{method} modality gap](figures/{png})")
+    return [*lines, "", *([" ".join(images), ""] if images else [])]
+
+
 def coefficient(record: dict[str, Any], output: str) -> float:
     """The gradient coefficient of an output's encoder in one epoch: SMP's kappa, OGM-GE's or AGM's
     (whichever the method logs; 1.0 for the fused output and for methods that do not modulate)."""
@@ -362,6 +388,7 @@ def run(params: Params, root: Path, report_path: Path, summary_path: Path, figur
                     + " |"
                 )
             sections.append("")
+            sections += gap_section(params, root, dataset, s, fig_tmp)
             sections += priority_table(s, taus)
             main_metric = s["metrics"][0]
             main_scale = scale if main_metric in ("accuracy", "macro_f1") else 1.0
