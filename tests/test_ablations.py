@@ -52,6 +52,7 @@ def test_ablation_table_has_a_row_per_method_and_variant():
         "ablations": {
             "smp": {
                 "over": ["tau1", "tau2"],
+                "modalities": ["audio", "video"],
                 "variants": {
                     "without": {"label": "without: (0, 2)", "methods": {"joint_smp": entry, "g2d": entry}},
                     "with": {"label": "with: (1, 1)", "methods": {"joint_smp": entry, "g2d": entry}},
@@ -68,6 +69,29 @@ def test_ablation_table_has_a_row_per_method_and_variant():
         ["| g2d", "with: (1, 1)"],
     ]
     assert lines[2].endswith("| 50.00 ± 1.00 | 50.00 ± 1.00 | 50.00 ± 1.00 |")
+
+
+def test_a_modality_subsets_table_marks_the_branches_a_variant_does_not_have():
+    """Table 2: a row per subset; a modality the subset leaves out has no branch, so its cell is '-'."""
+    pair = {o: stat(0.5) for o in ("fused", "audio", "text")}
+    everything = {o: stat(0.6) for o in ("fused", "audio", "video", "text")}
+    summary = {
+        "modalities": ["audio", "video", "text"],
+        "ablations": {
+            "table2": {
+                "over": ["modalities"],
+                "modalities": ["audio", "video", "text"],
+                "variants": {
+                    "audio-text": {"label": "audio + text", "methods": {"g2d": pair}},
+                    "audio-video-text": {"label": "audio + video + text", "methods": {"g2d": everything}},
+                },
+            }
+        },
+    }
+    lines = ablation_table(summary, "table2", "accuracy", 100.0).splitlines()
+    assert lines[0] == "| method | modalities | Multi (fused) | audio | video | text |"
+    assert lines[2] == "| g2d | audio + text | 50.00 ± 1.00 | 50.00 ± 1.00 | - | 50.00 ± 1.00 |"
+    assert lines[3].count("60.00 ± 1.00") == 4
 
 
 def test_curves_carry_whichever_coefficient_the_method_logs():

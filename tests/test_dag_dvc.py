@@ -43,7 +43,8 @@ def test_dvc_repro_then_experiment_reruns_only_student_side(tmp_path):
     first = run(["dvc", "repro"], proj)
     assert ran_stages(first.stdout) == {
         "generate_demo",
-        "generate_misme_demo",  # every stage of dvc.yaml runs; no dataset of tiny.yaml reads its files
+        "generate_misme_demo",  # every stage of dvc.yaml runs; no dataset of tiny.yaml reads their files
+        "generate_trimodal_demo",
         "preprocess@demo",
         "train_teachers@demo-0",
         "score@demo-0",

@@ -49,6 +49,7 @@ def test_regression_dag_through_dvc(tmp_path):
     assert set(re.findall(r"Running stage '([^']+)'", out.stdout)) == {
         "generate_demo",  # DVC runs every stage of dvc.yaml; the CREMA-D demo is unused here
         "generate_misme_demo",
+        "generate_trimodal_demo",  # unused here too
         "preprocess@misme",
         "train_teachers@misme-0",
         "score@misme-0",

@@ -310,6 +310,7 @@ def test_snakemake_builds_each_rule_from_the_pipeline(tmp_path):
     for presets in (
         ["config/presets/tiny.yaml", "config/presets/ablations-tiny.yaml"],
         ["config/presets/tiny.yaml", "config/presets/misme-tiny.yaml"],  # the regression DAG and its demo generator
+        ["config/presets/trimodal-tiny.yaml"],  # three modalities, the subsets ablation, its demo generator
     ):
         params = load_params([ROOT / "params.yaml", *(ROOT / p for p in presets)])
         dry = run(["snakemake", "-n", "-p", "--configfile", *presets], proj)

@@ -416,7 +416,12 @@ REQUIRED = {
 # Keys whose absence means something other than a default: no `demo` section means no demo generator, and a
 # dataset's `preprocess` section is that dataset's choice, not its source's default (CREMA-D's defaults are the
 # reference's 22,050 Hz audio and 224 px frames; the demo dataset sets CPU sizes).
-NOT_DEFAULTS = {"demo", "misme_demo", "datasets.demo.preprocess"}  # sections whose absence means "none"
+NOT_DEFAULTS = {
+    "demo",
+    "misme_demo",
+    "trimodal_demo",
+    "datasets.demo.preprocess",
+}  # sections whose absence means "none"
 
 
 def test_every_default_is_the_value_params_yaml_documents():

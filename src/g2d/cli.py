@@ -19,6 +19,12 @@ from g2d.errors import G2DError, describe_os_error
 from g2d.io.project_lock import project_lock
 from g2d.rules import check_config_file
 
+# where each generator writes by default (its stage's output)
+GENERATED = {
+    "generate-demo": pipeline.RAW_DEMO,
+    "generate-misme-demo": pipeline.RAW_MISME_DEMO,
+    "generate-trimodal-demo": pipeline.RAW_TRIMODAL_DEMO,
+}
 VARIANT_FILES = (
     pipeline.STUDENT,
     pipeline.STUDENT_LOG,
@@ -67,6 +73,13 @@ def cmd_generate_misme_demo(params: Params, args: argparse.Namespace) -> None:
 
     summary = generate_misme_demo.run(params, Path(args.out), args.force)
     print(f"MIS-ME demo dataset written to {args.out}: {summary}")
+
+
+def cmd_generate_trimodal_demo(params: Params, args: argparse.Namespace) -> None:
+    from g2d.stages import generate_trimodal_demo
+
+    summary = generate_trimodal_demo.run(params, Path(args.out), args.force)
+    print(f"three-modality demo dataset written to {args.out}: {summary}")
 
 
 def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
@@ -203,6 +216,11 @@ COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tup
         "write the MIS-ME demo's raw files (photos, YOLO boxes, weather sheets)",
         ("out",),
     ),
+    "generate-trimodal-demo": (
+        cmd_generate_trimodal_demo,
+        "write the three-modality demo's raw files (text, audio, vision sequences as .npz)",
+        ("out",),
+    ),
     "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
     "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
     "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
@@ -308,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         if "preset" in options:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
-            out = pipeline.RAW_MISME_DEMO if name == "generate-misme-demo" else pipeline.RAW_DEMO
+            out = GENERATED[name]
             p.add_argument("--out", default=out, help=f"output folder (default: {out})")
             p.add_argument(
                 "--force",

@@ -31,7 +31,10 @@ DATASET_FIELDS = ("raw_dir", "source")
 
 RAW_DEMO = "data/raw/demo"
 RAW_MISME_DEMO = "data/raw/misme-demo"
-GENERATED_RAW = frozenset({RAW_DEMO, RAW_MISME_DEMO})  # raw folders a stage writes (no check_raw before the run)
+RAW_TRIMODAL_DEMO = "data/raw/trimodal-demo"
+GENERATED_RAW = frozenset(
+    {RAW_DEMO, RAW_MISME_DEMO, RAW_TRIMODAL_DEMO}
+)  # raw folders a stage writes (no check_raw before the run)
 PROCESSED = "data/processed/{dataset}.h5"
 PREPROCESS_REPORT = "data/processed/{dataset}.report.json"
 RUN = "runs/{dataset}/seed{seed}"
@@ -51,7 +54,7 @@ SUMMARY = "reports/summary.json"
 FIGURES = "reports/figures"
 CURVES = "reports/curves"
 
-DIRECTORIES = frozenset({RAW_DEMO, RAW_MISME_DEMO, TEACHERS, ABLATION, FIGURES, CURVES})  # outputs that are folders
+DIRECTORIES = frozenset({*GENERATED_RAW, TEACHERS, ABLATION, FIGURES, CURVES})  # outputs that are folders
 PLOTS: dict[str, dict[str, object]] = {CURVES: {"x": "epoch", "y": ["train", "val", "coeff"]}}  # dvc plots show
 LOGS = "logs"  # Snakemake's per-job log files
 
@@ -204,6 +207,14 @@ STAGES: tuple[Stage, ...] = (
             "datasets/parallel.py",
             "io",
         ),
+    ),
+    Stage(
+        "generate_trimodal_demo",
+        "The synthetic three-modality set (text, audio, vision feature sequences, text dominant) in the "
+        "layout convert-pickle gives UR-Funny and IEMOCAP.",
+        outs=(RAW_TRIMODAL_DEMO,),
+        params=("trimodal_demo",),
+        code=("stages/generate_trimodal_demo.py", "datasets/trimodal_demo.py", "io"),
     ),
     Stage(
         "preprocess",

@@ -1,4 +1,4 @@
-# Raw data -> HDF5: the demo generators (CREMA-D and MIS-ME layouts) and one preprocessing job per dataset.
+# Raw data -> HDF5: the demo generators (CREMA-D, MIS-ME and converted UR-Funny/IEMOCAP layouts) and one preprocessing job per dataset.
 
 
 rule generate_demo:
@@ -33,6 +33,23 @@ rule generate_misme_demo:
         ENV
     shell:
         stage_shell("generate_misme_demo")
+
+
+rule generate_trimodal_demo:
+    input:
+        stage_inputs("generate_trimodal_demo"),
+    output:
+        *stage_outputs("generate_trimodal_demo"),
+    params:
+        p=stage_params("generate_trimodal_demo"),
+    log:
+        stage_log("generate_trimodal_demo"),
+    resources:
+        **stage_resources("generate_trimodal_demo"),
+    conda:
+        ENV
+    shell:
+        stage_shell("generate_trimodal_demo")
 
 
 rule preprocess:

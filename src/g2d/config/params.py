@@ -264,6 +264,7 @@ class JobResources:
 STAGE_RESOURCES: dict[str, dict[str, int]] = {
     "generate_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
     "generate_misme_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
+    "generate_trimodal_demo": {"mem_mb": 2000, "runtime": 30, "gpus": 0},
     "preprocess": {"mem_mb": 8000, "runtime": 240, "gpus": 0},
     "train_teachers": {"mem_mb": 16000, "runtime": 720, "gpus": 1},
     "score": {"mem_mb": 16000, "runtime": 120, "gpus": 1},
@@ -354,6 +355,7 @@ class Params:
     distributed: DistributedParams = field(default_factory=DistributedParams)
     demo: Any = None
     misme_demo: Any = None
+    trimodal_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
     # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
@@ -809,8 +811,19 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
         from g2d.datasets import misme_demo as misme_demo_source
 
         misme_demo = parse(misme_demo_source.Params, params.misme_demo, "misme_demo")
+    trimodal_demo = None
+    if params.trimodal_demo is not None:
+        from g2d.datasets import trimodal_demo as trimodal_demo_source
+
+        trimodal_demo = parse(trimodal_demo_source.Params, params.trimodal_demo, "trimodal_demo")
     params = dataclasses.replace(
-        params, datasets=datasets, demo=demo, misme_demo=misme_demo, extra_taus=tuple(extra_taus), sections=sections
+        params,
+        datasets=datasets,
+        demo=demo,
+        misme_demo=misme_demo,
+        trimodal_demo=trimodal_demo,
+        extra_taus=tuple(extra_taus),
+        sections=sections,
     )
     params.check()
     return params

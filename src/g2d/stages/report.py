@@ -180,7 +180,7 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
     for name, ablation in params.ablations.items():
         variants: dict[str, Any] = {}
         for variant, overrides in params.for_dataset(dataset).variants(name).items():
-            values = ", ".join(map(str, overrides.values()))
+            values = ", ".join(" + ".join(map(str, v)) if isinstance(v, list) else str(v) for v in overrides.values())
             label = values if len(overrides) == 1 else f"({values})"
             per_method = {}
             for method in ablation.methods:
@@ -200,10 +200,10 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
                 "label": f"{variant}: {label}" if ablation.names else label,
                 "methods": per_method,
             }
-        used = {m for v in variants.values() for run in v["methods"].values() for m in run["probe"]}
+        shown = {m for v in variants.values() for run in v["methods"].values() for m in run["probe"]}
         out["ablations"][name] = {
             "over": list(ablation.keys),
-            "modalities": [m for m in params.datasets[dataset].modalities if m in used],
+            "modalities": [m for m in params.datasets[dataset].modalities if m in shown],
             "variants": variants,
         }
     return out
