@@ -80,7 +80,7 @@ def run(
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
-    norm = Normalizer.fit(splits["train"], meta.task)
+    norm = Normalizer.fit(splits["train"], meta.task, meta.tokens)
     entry = method_entry(method)
     uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache
