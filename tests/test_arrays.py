@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from g2d.config.schema import ConfigError
 from g2d.datasets import RawDataError
@@ -261,3 +262,104 @@ def test_every_method_trains_on_three_modalities(three, method):
     log = json.loads((out / "log.json").read_text())
     assert log or method_entry(method).teacher_weights  # UME trains nothing: it combines the teachers
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+# --- token-id text: stored as ids, never standardised, read by text_transformer ----------------------
+
+TEXT = {"name": "text_transformer", "dim": 8, "heads": 2, "layers": 1}
+SEQUENCE = {"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}
+
+
+def _text_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Text ids (0-padded at the end) whose first token is 3 + the class; audio sequences; a table."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    text = rng.integers(1, 9, (n, 6))
+    text[:, 0] = 3 + labels
+    text[:, 4:] = 0
+    audio = (rng.normal(size=(n, 5, 3)) + labels[:, None, None]).astype(np.float32)
+    table = (rng.normal(size=(n, 4)) + labels[:, None]).astype(np.float32)
+    return {"text": text, "audio": audio, "table": table, "labels": labels}
+
+
+def write_text_folders(root: Path, sizes: dict[str, int]) -> Path:
+    for i, (split, n) in enumerate(sizes.items()):
+        (root / split).mkdir(parents=True)
+        for name, array in _text_arrays(n, i).items():
+            np.save(root / split / f"{name}.npy", array)
+    return root
+
+
+def text_params(root: Path, **preprocess):
+    spec = {"modalities": ["text", "audio", "table"], "token_modalities": ["text"], **preprocess}
+    encoders = {"text": TEXT, "audio": SEQUENCE, "table": {"name": "tabular_mlp", "hidden": [8]}}
+    return toy_params(
+        datasets={"talk": {"source": "arrays", "raw_dir": str(root), "preprocess": spec, "encoders": encoders}},
+        tau3=1,
+    )
+
+
+def test_token_modalities_are_stored_as_ids_with_their_vocabulary_and_never_standardised(tmp_path):
+    from g2d.training.data import Normalizer
+
+    root = write_text_folders(tmp_path / "raw", {"train": 12, "val": 3, "test": 3})
+    np.save(root / "test" / "text.npy", np.array([[11, 0, 0, 0, 0, 0]] * 3))  # the largest id is in test
+    out = tmp_path / "t.h5"
+    preprocess_stage.run(text_params(root), "talk", out, tmp_path / "t.json")
+    meta = read_meta(out)
+    assert dict(meta.tokens) == {"text": 12}  # largest id over all splits + 1
+    assert json.loads((tmp_path / "t.json").read_text())["vocab_sizes"] == {"text": 12}
+    train = load_split(out, "train")
+    assert train.inputs["text"].dtype == np.int32 and train.inputs["audio"].dtype == np.float32
+    np.testing.assert_array_equal(train.inputs["text"], _text_arrays(12, 0)["text"])
+    norm = Normalizer.fit(train, meta.task, meta.tokens)
+    assert norm.tokens == ("text",) and "text" not in norm.mean and "audio" in norm.mean
+    ids = norm.inputs("text", train.inputs["text"][:2])
+    assert ids.dtype == torch.int64 and ids.tolist() == _text_arrays(12, 0)["text"][:2].tolist()
+    assert Normalizer.from_dict(norm.to_dict()) == norm
+    assert Normalizer.from_dict({k: v for k, v in norm.to_dict().items() if k != "tokens"}).tokens == ()
+    preprocess_stage.run(text_params(root, vocab_size=100), "talk", out, tmp_path / "t.json")
+    assert dict(read_meta(out).tokens) == {"text": 100}  # the given vocabulary
+
+
+def test_bad_token_ids_are_named_with_their_file(tmp_path):
+    root = write_text_folders(tmp_path / "raw", {"train": 12, "test": 6})
+    path = root / "test" / "text.npy"
+    np.save(path, np.full((6, 6), 2.0))
+    with pytest.raises(RawDataError, match=r"test/text.npy: dtype float64, but token ids must be integers"):
+        preprocess_stage.run(text_params(root), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    np.save(path, np.array([[1, -1, 0, 0, 0, 0]] * 6))
+    with pytest.raises(RawDataError, match=r"test/text.npy: token id -1 is negative"):
+        preprocess_stage.run(text_params(root), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    np.save(path, np.array([[1, 9, 0, 0, 0, 0]] * 6))
+    with pytest.raises(RawDataError, match=r"test/text.npy: token id 9 is not below vocab_size 9; raise"):
+        preprocess_stage.run(text_params(root, vocab_size=9), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(ConfigError, match=r"token_modalities\[0\]: 'text' is also in image_modalities"):
+        text_params(root, image_modalities=["text"])
+    with pytest.raises(ConfigError, match=r"token_modalities\[0\]: 'words' is not in modalities"):
+        text_params(root, token_modalities=["words"])
+
+
+def test_a_token_text_modality_trains_teachers_and_a_g2d_student(tmp_path):
+    root = write_text_folders(tmp_path / "raw", {"train": 24, "val": 6, "test": 6})
+    params = text_params(root)
+    h5, teachers, scores = tmp_path / "t.h5", tmp_path / "teachers", tmp_path / "scores.h5"
+    preprocess_stage.run(params, "talk", h5, tmp_path / "t.json")
+    train_teachers.run(params, "talk", 0, h5, teachers, tmp_path / "resume")
+    text_teacher = torch.load(teachers / "text.pt", weights_only=False)
+    assert text_teacher["encoder"] == {**TEXT, "vocab_size": 9}  # the dataset's vocabulary, stored to rebuild
+    score.run(params, h5, teachers, scores, tmp_path / "tm.json", tmp_path / "c.png")
+    student, log_path = tmp_path / "s.pt", tmp_path / "log.json"
+    train_student.run(
+        params.for_dataset("talk"), "talk", "g2d", 0, h5, scores, teachers, student, log_path, tmp_path / "resume"
+    )
+    log = json.loads(log_path.read_text())
+    assert len(log) == 2 + 2 + 1 and all(np.isfinite(r["loss"]) for r in log)
+    state = torch.load(student, weights_only=False)
+    assert state["encoders"]["text"]["vocab_size"] == 9 and state["normalizer"]["tokens"] == ("text",)
+    # a feature encoder on the ids is refused before training, naming the key
+    wrong = text_params(root)
+    wrong.datasets["talk"].encoders["text"] = SEQUENCE
+    with pytest.raises(ConfigError, match=r"datasets.talk.encoders.text: text holds token ids"):
+        train_teachers.run(wrong, "talk", 0, h5, tmp_path / "t2", tmp_path / "resume2")
