@@ -233,6 +233,46 @@ def test_convert_pickle_names_what_is_missing(tmp_path, capsys):
     assert "bad.pkl: not a readable pickle" in capsys.readouterr().err
 
 
+def test_convert_pickle_reads_ur_funny_labels_and_keeps_token_ids_as_integers(tmp_path, capsys):
+    """UR-Funny as MultiBench ships it (humor.pkl): labels (N, 1) of 0.0 / 1.0; here with token-id text."""
+    from g2d.cli import main
+
+    rng = np.random.default_rng(1)
+    data = {}
+    for split, n in (("train", 6), ("dev", 2), ("test", 2)):
+        data[split] = {
+            "text": rng.integers(0, 20, (n, 4)),
+            "audio": rng.normal(size=(n, 4, 3)),
+            "vision": rng.normal(size=(n, 4, 2)),
+            "labels": (np.arange(n) % 2).astype(np.float32)[:, None],
+        }
+    with open(tmp_path / "humor.pkl", "wb") as fh:
+        __import__("pickle").dump(data, fh)
+    out = tmp_path / "urfunny"
+    mods = ["--modality", "text", "--modality", "audio", "--modality", "visual=vision"]
+    assert main(["convert-pickle", str(tmp_path / "humor.pkl"), "--out", str(out), *mods]) == 0
+    assert f"{out / 'val.npz'}: text [2, 4], audio [2, 4, 3], visual [2, 4, 2], labels [2]" in capsys.readouterr().out
+    with np.load(out / "train.npz", allow_pickle=False) as train:
+        assert train["labels"].dtype == np.int64 and train["labels"].tolist() == [0, 1, 0, 1, 0, 1]
+        assert train["text"].dtype == np.int64 and train["text"].tolist() == data["train"]["text"].tolist()
+        assert train["audio"].dtype == np.float32 and "ids" not in train.files
+
+
+def test_convert_pickle_drops_label_rows_that_mark_no_single_class():
+    from g2d.datasets.convert_pickle import class_indices
+
+    present = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]])
+    pairs = np.stack([1 - present, present], axis=2)  # IEMOCAP's (N, 4, [absent, present])
+    labels, keep = class_indices(pairs, "x")
+    assert labels[keep].tolist() == [2, 0] and keep.tolist() == [True, True, False, False]
+    labels, keep = class_indices(np.array([[0.1, 0.7, 0.2]]), "x")  # scores: argmax, kept
+    assert labels.tolist() == [1] and keep.all()
+    labels, keep = class_indices(np.array([[0.5], [-1.25]]), "x")  # regression targets stay floats
+    assert labels.dtype.kind == "f" and labels.tolist() == [0.5, -1.25]
+    with pytest.raises(RawDataError, match=r"x: labels of shape \(2, 2, 2, 2\) are not"):
+        class_indices(np.zeros((2, 2, 2, 2)), "x")
+
+
 @pytest.fixture(scope="module")
 def three(tmp_path_factory) -> tuple[Path, Path]:
     """A three-modality dataset, its teachers and their score cache (made once for the methods below)."""
