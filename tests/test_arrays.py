@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from g2d.config.schema import ConfigError
 from g2d.datasets import RawDataError
@@ -232,6 +233,46 @@ def test_convert_pickle_names_what_is_missing(tmp_path, capsys):
     assert "bad.pkl: not a readable pickle" in capsys.readouterr().err
 
 
+def test_convert_pickle_reads_ur_funny_labels_and_keeps_token_ids_as_integers(tmp_path, capsys):
+    """UR-Funny as MultiBench ships it (humor.pkl): labels (N, 1) of 0.0 / 1.0; here with token-id text."""
+    from g2d.cli import main
+
+    rng = np.random.default_rng(1)
+    data = {}
+    for split, n in (("train", 6), ("dev", 2), ("test", 2)):
+        data[split] = {
+            "text": rng.integers(0, 20, (n, 4)),
+            "audio": rng.normal(size=(n, 4, 3)),
+            "vision": rng.normal(size=(n, 4, 2)),
+            "labels": (np.arange(n) % 2).astype(np.float32)[:, None],
+        }
+    with open(tmp_path / "humor.pkl", "wb") as fh:
+        __import__("pickle").dump(data, fh)
+    out = tmp_path / "urfunny"
+    mods = ["--modality", "text", "--modality", "audio", "--modality", "visual=vision"]
+    assert main(["convert-pickle", str(tmp_path / "humor.pkl"), "--out", str(out), *mods]) == 0
+    assert f"{out / 'val.npz'}: text [2, 4], audio [2, 4, 3], visual [2, 4, 2], labels [2]" in capsys.readouterr().out
+    with np.load(out / "train.npz", allow_pickle=False) as train:
+        assert train["labels"].dtype == np.int64 and train["labels"].tolist() == [0, 1, 0, 1, 0, 1]
+        assert train["text"].dtype == np.int64 and train["text"].tolist() == data["train"]["text"].tolist()
+        assert train["audio"].dtype == np.float32 and "ids" not in train.files
+
+
+def test_convert_pickle_drops_label_rows_that_mark_no_single_class():
+    from g2d.datasets.convert_pickle import class_indices
+
+    present = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]])
+    pairs = np.stack([1 - present, present], axis=2)  # IEMOCAP's (N, 4, [absent, present])
+    labels, keep = class_indices(pairs, "x")
+    assert labels[keep].tolist() == [2, 0] and keep.tolist() == [True, True, False, False]
+    labels, keep = class_indices(np.array([[0.1, 0.7, 0.2]]), "x")  # scores: argmax, kept
+    assert labels.tolist() == [1] and keep.all()
+    labels, keep = class_indices(np.array([[0.5], [-1.25]]), "x")  # regression targets stay floats
+    assert labels.dtype.kind == "f" and labels.tolist() == [0.5, -1.25]
+    with pytest.raises(RawDataError, match=r"x: labels of shape \(2, 2, 2, 2\) are not"):
+        class_indices(np.zeros((2, 2, 2, 2)), "x")
+
+
 @pytest.fixture(scope="module")
 def three(tmp_path_factory) -> tuple[Path, Path]:
     """A three-modality dataset, its teachers and their score cache (made once for the methods below)."""
@@ -367,3 +408,104 @@ def test_the_modality_gap_is_the_distance_between_normalised_centroids():
     assert {m: len(p) for m, p in pca["points"].items()} == {"a": 2, "b": 2} and sum(pca["explained"]) <= 1 + 1e-9
     first = np.asarray(pca["points"]["a"])[:, 0]
     assert np.allclose(first, first[0]) and not np.allclose(first, np.asarray(pca["points"]["b"])[:, 0])
+
+
+# --- token-id text: stored as ids, never standardised, read by text_transformer ----------------------
+
+TEXT = {"name": "text_transformer", "dim": 8, "heads": 2, "layers": 1}
+SEQUENCE = {"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}
+
+
+def _text_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Text ids (0-padded at the end) whose first token is 3 + the class; audio sequences; a table."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    text = rng.integers(1, 9, (n, 6))
+    text[:, 0] = 3 + labels
+    text[:, 4:] = 0
+    audio = (rng.normal(size=(n, 5, 3)) + labels[:, None, None]).astype(np.float32)
+    table = (rng.normal(size=(n, 4)) + labels[:, None]).astype(np.float32)
+    return {"text": text, "audio": audio, "table": table, "labels": labels}
+
+
+def write_text_folders(root: Path, sizes: dict[str, int]) -> Path:
+    for i, (split, n) in enumerate(sizes.items()):
+        (root / split).mkdir(parents=True)
+        for name, array in _text_arrays(n, i).items():
+            np.save(root / split / f"{name}.npy", array)
+    return root
+
+
+def text_params(root: Path, **preprocess):
+    spec = {"modalities": ["text", "audio", "table"], "token_modalities": ["text"], **preprocess}
+    encoders = {"text": TEXT, "audio": SEQUENCE, "table": {"name": "tabular_mlp", "hidden": [8]}}
+    return toy_params(
+        datasets={"talk": {"source": "arrays", "raw_dir": str(root), "preprocess": spec, "encoders": encoders}},
+        tau3=1,
+    )
+
+
+def test_token_modalities_are_stored_as_ids_with_their_vocabulary_and_never_standardised(tmp_path):
+    from g2d.training.data import Normalizer
+
+    root = write_text_folders(tmp_path / "raw", {"train": 12, "val": 3, "test": 3})
+    np.save(root / "test" / "text.npy", np.array([[11, 0, 0, 0, 0, 0]] * 3))  # the largest id is in test
+    out = tmp_path / "t.h5"
+    preprocess_stage.run(text_params(root), "talk", out, tmp_path / "t.json")
+    meta = read_meta(out)
+    assert dict(meta.tokens) == {"text": 12}  # largest id over all splits + 1
+    assert json.loads((tmp_path / "t.json").read_text())["vocab_sizes"] == {"text": 12}
+    train = load_split(out, "train")
+    assert train.inputs["text"].dtype == np.int32 and train.inputs["audio"].dtype == np.float32
+    np.testing.assert_array_equal(train.inputs["text"], _text_arrays(12, 0)["text"])
+    norm = Normalizer.fit(train, meta.task, meta.tokens)
+    assert norm.tokens == ("text",) and "text" not in norm.mean and "audio" in norm.mean
+    ids = norm.inputs("text", train.inputs["text"][:2])
+    assert ids.dtype == torch.int64 and ids.tolist() == _text_arrays(12, 0)["text"][:2].tolist()
+    assert Normalizer.from_dict(norm.to_dict()) == norm
+    assert Normalizer.from_dict({k: v for k, v in norm.to_dict().items() if k != "tokens"}).tokens == ()
+    preprocess_stage.run(text_params(root, vocab_size=100), "talk", out, tmp_path / "t.json")
+    assert dict(read_meta(out).tokens) == {"text": 100}  # the given vocabulary
+
+
+def test_bad_token_ids_are_named_with_their_file(tmp_path):
+    root = write_text_folders(tmp_path / "raw", {"train": 12, "test": 6})
+    path = root / "test" / "text.npy"
+    np.save(path, np.full((6, 6), 2.0))
+    with pytest.raises(RawDataError, match=r"test/text.npy: dtype float64, but token ids must be integers"):
+        preprocess_stage.run(text_params(root), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    np.save(path, np.array([[1, -1, 0, 0, 0, 0]] * 6))
+    with pytest.raises(RawDataError, match=r"test/text.npy: token id -1 is negative"):
+        preprocess_stage.run(text_params(root), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    np.save(path, np.array([[1, 9, 0, 0, 0, 0]] * 6))
+    with pytest.raises(RawDataError, match=r"test/text.npy: token id 9 is not below vocab_size 9; raise"):
+        preprocess_stage.run(text_params(root, vocab_size=9), "talk", tmp_path / "x.h5", tmp_path / "x.json")
+    assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(ConfigError, match=r"token_modalities\[0\]: 'text' is also in image_modalities"):
+        text_params(root, image_modalities=["text"])
+    with pytest.raises(ConfigError, match=r"token_modalities\[0\]: 'words' is not in modalities"):
+        text_params(root, token_modalities=["words"])
+
+
+def test_a_token_text_modality_trains_teachers_and_a_g2d_student(tmp_path):
+    root = write_text_folders(tmp_path / "raw", {"train": 24, "val": 6, "test": 6})
+    params = text_params(root)
+    h5, teachers, scores = tmp_path / "t.h5", tmp_path / "teachers", tmp_path / "scores.h5"
+    preprocess_stage.run(params, "talk", h5, tmp_path / "t.json")
+    train_teachers.run(params, "talk", 0, h5, teachers, tmp_path / "resume")
+    text_teacher = torch.load(teachers / "text.pt", weights_only=False)
+    assert text_teacher["encoder"] == {**TEXT, "vocab_size": 9}  # the dataset's vocabulary, stored to rebuild
+    score.run(params, h5, teachers, scores, tmp_path / "tm.json", tmp_path / "c.png")
+    student, log_path = tmp_path / "s.pt", tmp_path / "log.json"
+    train_student.run(
+        params.for_dataset("talk"), "talk", "g2d", 0, h5, scores, teachers, student, log_path, tmp_path / "resume"
+    )
+    log = json.loads(log_path.read_text())
+    assert len(log) == 2 + 2 + 1 and all(np.isfinite(r["loss"]) for r in log)
+    state = torch.load(student, weights_only=False)
+    assert state["encoders"]["text"]["vocab_size"] == 9 and state["normalizer"]["tokens"] == ("text",)
+    # a feature encoder on the ids is refused before training, naming the key
+    wrong = text_params(root)
+    wrong.datasets["talk"].encoders["text"] = SEQUENCE
+    with pytest.raises(ConfigError, match=r"datasets.talk.encoders.text: text holds token ids"):
+        train_teachers.run(wrong, "talk", 0, h5, tmp_path / "t2", tmp_path / "resume2")

@@ -257,3 +257,79 @@ def test_the_sequence_transformer_ignores_padding_steps():
         build_encoder("sequence_transformer", (1, 6, 3))
     with pytest.raises(ValueError, match=r"sequences need a sequence encoder \(sequence_transformer\)"):
         build_encoder("small_cnn", (6, 3))
+
+
+def _text_encoder(**options):
+    from g2d.models.encoders import build_encoder
+
+    torch.manual_seed(0)
+    spec = {"name": "text_transformer", "dim": 8, "heads": 2, "layers": 1, "vocab_size": 10, **options}
+    encoder, dim = build_encoder(spec, (4,))
+    return encoder.eval(), dim
+
+
+def test_the_text_transformer_masks_padding_ids_wherever_they_are():
+    encoder, dim = _text_encoder()
+    assert dim == 8
+    ids = torch.tensor([[3, 1, 4, 1], [5, 9, 2, 6]])
+    out = encoder(ids)
+    assert out.shape == (2, 8)
+    zeros = torch.zeros(2, 3, dtype=torch.long)
+    torch.testing.assert_close(encoder(torch.cat([ids, zeros], dim=1)), out)  # pads at the end
+    torch.testing.assert_close(encoder(torch.cat([zeros, ids], dim=1)), out)  # pads in front (MulT-style)
+    changed = ids.clone()
+    changed[0, 2] = 7  # a real token: that row changes, the other does not
+    new = encoder(changed)
+    assert not torch.allclose(new[0], out[0]) and torch.equal(new[1], out[1])
+    assert torch.isfinite(encoder(torch.zeros(1, 4, dtype=torch.long))).all()  # all padding: no 0/0
+    with pytest.raises(TypeError, match=r"reads token ids, got torch.float32 inputs; declare the modality"):
+        encoder(ids.float())
+
+
+def test_the_text_transformer_takes_its_vocabulary_from_the_dataset():
+    from g2d.config.schema import ConfigError
+    from g2d.models import resolve_encoder
+    from g2d.models.encoders import build_encoder
+
+    spec = {"name": "text_transformer", "dim": 8, "heads": 2}
+    resolved = resolve_encoder(spec, "text", {"text": 12}, "datasets.d.encoders.text")
+    assert resolved == {**spec, "vocab_size": 12}
+    encoder, _ = build_encoder(resolved, (5,))
+    assert encoder.embed.num_embeddings == 12
+    assert resolve_encoder("text_transformer", "text", {"text": 3})["vocab_size"] == 3
+    assert resolve_encoder({**spec, "vocab_size": 20}, "text", {"text": 12})["vocab_size"] == 20  # room to spare
+    with pytest.raises(ConfigError, match=r"datasets.d.encoders.text.vocab_size: 5, but text's ids reach 11"):
+        resolve_encoder({**spec, "vocab_size": 5}, "text", {"text": 12}, "datasets.d.encoders.text")
+    with pytest.raises(ConfigError, match=r"text holds token ids .*use text_transformer"):
+        resolve_encoder("sequence_transformer", "text", {"text": 12})
+    with pytest.raises(ConfigError, match=r"text_transformer reads token ids, but audio holds features"):
+        resolve_encoder(spec, "audio", {"text": 12})
+    assert resolve_encoder("small_cnn", "audio", {"text": 12}) == "small_cnn"
+    with pytest.raises(ValueError, match=r"reads token ids \(T,\), got samples of shape \(5, 3\)"):
+        build_encoder(resolved, (5, 3))
+    with pytest.raises(ValueError, match="needs vocab_size"):
+        build_encoder(spec, (5,))
+
+
+def test_the_sequence_transformer_ignores_all_zero_steps_after_standardisation():
+    """MulT-style aligned features pad with all-zero steps, in front; standardised with the modality's
+    train mean and std they become one constant, which the encoder masks, positions included."""
+    import numpy as np
+
+    from g2d.io.dataset_file import SplitData
+    from g2d.models.encoders import build_encoder
+    from g2d.training.data import Normalizer
+
+    torch.manual_seed(0)
+    encoder, _ = build_encoder({"name": "sequence_transformer", "d_model": 8, "heads": 2, "layers": 1}, (6, 3))
+    encoder.eval()
+    raw = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32) + 1.0
+    zeros = np.zeros((2, 2, 3), np.float32)
+    front, back = np.concatenate([zeros, raw], 1), np.concatenate([raw, zeros], 1)
+    norm = Normalizer.fit(SplitData({"seq": front}, np.zeros(2, np.int64), ["a", "b"]), "classification")
+    out = encoder(norm.inputs("seq", front))
+    torch.testing.assert_close(encoder(norm.inputs("seq", back)), out)
+    torch.testing.assert_close(encoder(norm.inputs("seq", raw)), out)
+    changed = front.copy()
+    changed[0, 3, 1] += 1.0  # a value of a real step: its row changes
+    assert not torch.allclose(encoder(norm.inputs("seq", changed))[0], out[0])

@@ -440,3 +440,20 @@ def test_every_default_is_the_value_params_yaml_documents():
         assert params_from_dict(without(BASE, path)) == full, f"{name}: its default differs from params.yaml's value"
         checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize(
+    "preset, classes", [("urfunny", ("not_humour", "humour")), ("iemocap", ("neutral", "happy", "sad", "angry"))]
+)
+def test_three_modality_sequence_presets_validate(preset, classes):
+    """UR-Funny and IEMOCAP: the arrays source on convert-pickle's output, three sequence encoders, a tau
+    per modality, SGD with momentum."""
+    p = load_params([ROOT / "params.yaml", ROOT / f"config/presets/{preset}.yaml"])
+    assert list(p.datasets) == [preset]
+    ds = p.datasets[preset]
+    assert ds.source == "arrays" and ds.raw_dir == f"data/raw/{preset}"
+    assert ds.preprocess.modalities == ("text", "audio", "vision") and ds.preprocess.class_names == classes
+    assert ds.preprocess.token_modalities == () and ds.augment.kind == "none"
+    assert {spec["name"] for spec in ds.encoders.values()} == {"sequence_transformer"}
+    assert len(p.taus(3)) == 3 and all(t > 0 for t in p.taus(3))
+    assert p.optimizer == "sgd" and p.momentum == 0.9

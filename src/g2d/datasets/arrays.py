@@ -8,13 +8,15 @@ How a researcher runs G2D on their own data without writing a reader. Per split,
     {raw_dir}/test/...                                                    test.npz
 
 Each `<modality>` array is (N, ...) with one row per sample: images (C, H, W), frame stacks
-(T, C, H, W), spectrograms (1, F, T), sequences (T, D), tables (D,). Floats are stored as float32;
-uint8 (and bool) stay uint8, which marks an image the training stages scale from [0, 255]; integer
-arrays are stored as float32 when exact. `labels` are class indices 0..K-1 (`task: classification`)
-or finite numbers (`task: regression`); `ids` (strings) are optional and must be unique. Every array
-is loaded without pickle (`allow_pickle=False`); shapes, dtypes, row counts and labels are checked
-with messages naming the file; rows holding NaN or Inf are skipped and listed (shared check,
-g2d.datasets.common).
+(T, C, H, W), spectrograms (1, F, T), sequences (T, D), tables (D,), token ids (T,). Floats are stored
+as float32; uint8 (and bool) stay uint8, which marks an image the training stages scale from [0, 255];
+integer arrays are stored as float32 when exact. A modality named in `token_modalities` holds integer
+token ids, 0 for padding: stored as int32, never standardised, its vocabulary size (`vocab_size`, or
+the largest id in any split + 1) recorded in the dataset meta for the embedding of `text_transformer`.
+`labels` are class indices 0..K-1 (`task: classification`) or finite numbers (`task: regression`);
+`ids` (strings) are optional and must be unique. Every array is loaded without pickle
+(`allow_pickle=False`); shapes, dtypes, row counts, labels and token ids are checked with messages
+naming the file; rows holding NaN or Inf are skipped and listed (shared check, g2d.datasets.common).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Params:
 
     modalities: tuple[str, ...] = ()
     image_modalities: tuple[str, ...] = ()  # (C, H, W) or (T, C, H, W) arrays that augmentation may crop
+    token_modalities: tuple[str, ...] = ()  # integer token ids (0: padding), passed to the model as ids
+    vocab_size: int | None = None  # token ids must be below it (null: the largest id in any split + 1)
     task: Literal["classification", "regression"] = "classification"
     class_names: tuple[str, ...] = ()  # default: the label values 0..K-1 as names
     val_fraction: float = 0.1  # of train, held out (stratified by class, seeded) when no val split is given
@@ -62,6 +66,18 @@ class Params:
         require(len(set(self.modalities)) == len(self.modalities), f"{where}.modalities", "names must be distinct")
         for i, name in enumerate(self.image_modalities):
             require(name in self.modalities, f"{where}.image_modalities[{i}]", f"{name!r} is not in modalities")
+        for i, name in enumerate(self.token_modalities):
+            require(name in self.modalities, f"{where}.token_modalities[{i}]", f"{name!r} is not in modalities")
+            require(
+                name not in self.image_modalities,
+                f"{where}.token_modalities[{i}]",
+                f"{name!r} is also in image_modalities; token ids are not pixels: augmentation must not crop them",
+            )
+        require(
+            self.vocab_size is None or 2 <= self.vocab_size < 2**31,
+            f"{where}.vocab_size",
+            "must be at least 2 (id 0 is padding) and below 2**31 (ids are stored as int32), or null",
+        )
         require(0 < self.val_fraction < 1, f"{where}.val_fraction", "must be in (0, 1)")
         require(0 <= self.max_skipped_fraction <= 1, f"{where}.max_skipped_fraction", "must be in [0, 1]")
         require(self.workers >= 1, f"{where}.workers", "must be at least 1")
@@ -153,6 +169,27 @@ def _stored_dtype(array: np.ndarray, where: str) -> str:
     raise RawDataError(f"{where}: dtype {array.dtype} is not numeric; store numbers (float, int, uint8 or bool)")
 
 
+def _token_top(array: np.ndarray, where: str, vocab_size: int | None) -> int:
+    """The largest id of a token-id array, once it holds integer ids 0 (padding) .. vocab_size - 1."""
+    if array.dtype.kind not in "iu":
+        raise RawDataError(
+            f"{where}: dtype {array.dtype}, but token ids must be integers (0 for padding); store the ids "
+            "(e.g. int64), or drop the modality from token_modalities if it holds features"
+        )
+    if array.size == 0:
+        return 0
+    low, high = int(np.min(array)), int(np.max(array))
+    if low < 0:
+        raise RawDataError(f"{where}: token id {low} is negative; ids are 0 (padding) or more")
+    limit = vocab_size if vocab_size is not None else 2**31
+    if high >= limit:
+        raise RawDataError(
+            f"{where}: token id {high} is not below vocab_size {limit}; raise preprocess.vocab_size "
+            "(or leave it null: the largest id + 1)"
+        )
+    return high
+
+
 def _check_split(data: SplitArrays, params: Params) -> None:
     labels, where = data.arrays["labels"], data.where["labels"]
     n = len(labels)
@@ -199,17 +236,26 @@ def preprocess(
     for data in loaded.values():
         _check_split(data, params)
     shapes: dict[str, tuple[tuple[int, ...], str]] = {}
+    tokens: dict[str, int] = {}
     for m in params.modalities:
         first = loaded["train"]
-        shape, dtype = tuple(first.arrays[m].shape[1:]), _stored_dtype(first.arrays[m], first.where[m])
+        shape = tuple(first.arrays[m].shape[1:])
         for data in loaded.values():
             if tuple(data.arrays[m].shape[1:]) != shape:
                 raise RawDataError(
                     f"{data.where[m]}: rows of shape {tuple(data.arrays[m].shape[1:])}, but train's are {shape}; "
                     "every split needs the same shape per modality"
                 )
-            _stored_dtype(data.arrays[m], data.where[m])
-        shapes[m] = (shape, dtype)
+            if m in params.token_modalities:
+                top = _token_top(data.arrays[m], data.where[m], params.vocab_size)
+                tokens[m] = max(tokens.get(m, 1), top + 1)
+            else:
+                _stored_dtype(data.arrays[m], data.where[m])
+        if m in params.token_modalities:
+            shapes[m] = (shape, "int32")
+            tokens[m] = params.vocab_size or tokens[m]
+        else:
+            shapes[m] = (shape, _stored_dtype(first.arrays[m], first.where[m]))
     classification = params.task == "classification"
     if classification:
         top = max(int(np.max(d.arrays["labels"])) for d in loaded.values())
@@ -248,6 +294,7 @@ def preprocess(
             "rows_found": len(rows),
             "val": "given" if "val" in loaded else f"held out of train ({params.val_fraction:g}, seed {params.seed})",
             "stored": {m: {"shape": list(s), "dtype": d} for m, (s, d) in shapes.items()},
+            "vocab_sizes": tokens,
         }
 
     meta = DatasetMeta(
@@ -257,6 +304,7 @@ def preprocess(
         modalities=params.modalities,
         class_names=class_names,
         preprocessing=preprocessing_record(SOURCE, params),
+        tokens=tokens,
     )
     return write_dataset(
         meta,

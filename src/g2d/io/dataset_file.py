@@ -4,9 +4,12 @@ Layout of a preprocessed dataset file (`data/processed/<dataset>.h5`)::
 
     /                      attrs: schema_version, dataset, source, task ("classification" |
                            "regression"), class_names (JSON list; empty for regression),
-                           modalities (JSON list, in model order), preprocessing (JSON object)
+                           modalities (JSON list, in model order), preprocessing (JSON object),
+                           tokens (JSON object {modality: vocabulary size} of the token-id modalities;
+                           absent in files without any: read as {})
     /<split>/              one group per split: train, val, test
-    /<split>/<modality>    float32 or uint8 array (N, ...) -- one row per sample
+    /<split>/<modality>    float32 or uint8 array (N, ...) -- one row per sample; int32 token ids
+                           (N, T) for a token modality (0 is padding), never standardised
     /<split>/labels        int64 (classification) or float32 (regression), shape (N,)
     /<split>/ids           variable-length UTF-8 strings, shape (N,): the source's sample id
 
@@ -59,6 +62,7 @@ class DatasetMeta:
     modalities: tuple[str, ...]
     class_names: tuple[str, ...] = ()
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    tokens: Mapping[str, int] = field(default_factory=dict)  # token-id modality -> vocabulary size (max id + 1)
 
     @property
     def num_outputs(self) -> int:
@@ -215,7 +219,8 @@ def restrict(meta: DatasetMeta, modalities: Sequence[str]) -> DatasetMeta:
     unknown = [m for m in modalities if m not in meta.modalities]
     if unknown:
         raise RunError(f"dataset {meta.dataset} has no modality {unknown[0]!r}; it has {', '.join(meta.modalities)}")
-    return dataclasses.replace(meta, modalities=tuple(m for m in meta.modalities if m in modalities))
+    kept = tuple(m for m in meta.modalities if m in modalities)
+    return dataclasses.replace(meta, modalities=kept, tokens={m: v for m, v in meta.tokens.items() if m in kept})
 
 
 def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitReader:
@@ -264,6 +269,9 @@ class DatasetWriter:
         missing = set(meta.modalities) - set(shapes)
         if missing:
             raise ValueError(f"no shape given for modalities {sorted(missing)}")
+        not_ids = [m for m in meta.tokens if m not in shapes or np.dtype(shapes[m][1]).kind != "i"]
+        if not_ids:
+            raise ValueError(f"token modalities {not_ids} must be modalities stored as signed integers (int32, int64)")
         self.path = Path(path)
         self.meta = meta
         self.shapes = dict(shapes)
@@ -291,6 +299,8 @@ class DatasetWriter:
         attrs["modalities"] = json.dumps(list(self.meta.modalities))
         attrs["class_names"] = json.dumps(list(self.meta.class_names))
         attrs["preprocessing"] = json.dumps(dict(self.meta.preprocessing), sort_keys=True)
+        if self.meta.tokens:  # only when there are any: files without token modalities stay as before
+            attrs["tokens"] = json.dumps(dict(self.meta.tokens))
 
     def _create_split(self, split: str) -> None:
         group = self._h5.create_group(split)
@@ -402,6 +412,7 @@ def read_meta(path: str | os.PathLike[str]) -> DatasetMeta:
             modalities=tuple(json.loads(attrs["modalities"])),
             class_names=tuple(json.loads(attrs["class_names"])),
             preprocessing=json.loads(attrs["preprocessing"]),
+            tokens=json.loads(attrs.get("tokens", "{}")),
         )
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from g2d.config.schema import ConfigError, parse
-from g2d.models.options import FiLMParams, GatedParams, MobileNetV2Params, SequenceTransformerParams, TabularMLPParams
+from g2d.models.options import (
+    FiLMParams,
+    GatedParams,
+    MobileNetV2Params,
+    SequenceTransformerParams,
+    TabularMLPParams,
+    TextTransformerParams,
+)
 from g2d.registry import Entry, lookup, option_sections, section_name
 
 # A dataset's encoder for one modality (params.yaml `datasets.<name>.encoders.<modality>`): a registered
@@ -47,7 +54,10 @@ ENCODERS: dict[str, Entry] = {
     "mobilenet_v2": Entry("g2d.models.encoders:MobileNetV2", MobileNetV2Params),
     "tabular_mlp": Entry("g2d.models.encoders:TabularMLP", TabularMLPParams),
     "sequence_transformer": Entry("g2d.models.encoders:SequenceTransformer", SequenceTransformerParams),
+    "text_transformer": Entry("g2d.models.encoders:TextTransformer", TextTransformerParams),
 }
+# Encoders that read token ids (their class has `tokens = True`): only for a dataset's token modalities.
+TOKEN_ENCODERS: frozenset[str] = frozenset({"text_transformer"})
 
 
 def encoder_options(spec: EncoderSpec, where: str) -> tuple[str, Any]:
@@ -83,3 +93,30 @@ def fusion_section(name: str) -> str | None:
 def fusion_sections() -> dict[str, type]:
     """{params.yaml section: options dataclass} of every registered fusion that has knobs."""
     return option_sections(FUSIONS)
+
+
+def resolve_encoder(spec: EncoderSpec, modality: str, tokens: Mapping[str, int], where: str = "encoder") -> EncoderSpec:
+    """`spec` for `modality` of a dataset whose token modalities have the vocabulary sizes `tokens` (its
+    meta's): a token encoder gets the dataset's `vocab_size` unless given one at least as large. Token
+    ids and features need different encoders, so a mismatch is an error naming `where`. The resolved
+    spec is what a checkpoint stores, so a model is rebuilt from it without the dataset."""
+    name, options = encoder_options(spec, where)
+    if (name in TOKEN_ENCODERS) != (modality in tokens):
+        if modality in tokens:
+            raise ConfigError(
+                f"{where}: {modality} holds token ids (preprocess.token_modalities), which {name} cannot read; "
+                f"use {' or '.join(sorted(TOKEN_ENCODERS))}"
+            )
+        raise ConfigError(
+            f"{where}: {name} reads token ids, but {modality} holds features; list {modality} in the dataset's "
+            "preprocess.token_modalities if it holds ids, or choose a feature encoder"
+        )
+    if name not in TOKEN_ENCODERS:
+        return spec
+    given = options.vocab_size
+    if given is not None and given < tokens[modality]:
+        raise ConfigError(
+            f"{where}.vocab_size: {given}, but {modality}'s ids reach {tokens[modality] - 1}; "
+            f"give at least {tokens[modality]}, or null for the dataset's"
+        )
+    return {**({"name": spec} if isinstance(spec, str) else spec), "vocab_size": given or tokens[modality]}

@@ -3,7 +3,7 @@
 Inputs are (B, C, H, W) images/spectrograms or (B, F, C, H, W) frame stacks; frame stacks are
 encoded frame by frame and averaged over time (the paper's visual pathway pools over frames).
 Tabular encoders (`tabular = True`) take (B, F) rows of features instead, sequence encoders
-(`sequence = True`) (B, T, D) feature sequences.
+(`sequence = True`) (B, T, D) feature sequences, token encoders (`tokens = True`) (B, T) int64 ids.
 Add an encoder by writing a builder and naming it in `g2d.models.ENCODERS`; one with knobs declares
 `Options`, the dataclass a dataset's encoder mapping is parsed into (g2d.models.encoder_options).
 """
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from g2d.models import ENCODERS, EncoderSpec, encoder_options
-from g2d.models.options import MobileNetV2Params, SequenceTransformerParams, TabularMLPParams
+from g2d.models.options import MobileNetV2Params, SequenceTransformerParams, TabularMLPParams, TextTransformerParams
 from g2d.registry import lookup
 
 
@@ -159,13 +159,40 @@ class TabularMLP(nn.Module):
         return self.body(x)
 
 
-class SequenceTransformer(nn.Module):
+class MaskedTransformer(nn.Module):
+    """A Transformer encoder over (B, T, d_model) step embeddings with a padding mask: padded steps are
+    left out of attention and of the mean over steps, and positions count only the steps before that
+    hold data, so padding (at the start, as MulT-style aligned features, or at the end) changes no
+    output. A sequence that is all padding keeps every step (a mean over nothing is undefined)."""
+
+    def __init__(self, d_model: int, heads: int, layers: int, dropout: float, max_len: int) -> None:
+        super().__init__()
+        self.position = nn.Parameter(torch.zeros(max_len, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_dim = d_model
+
+    def encode(self, steps: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """(B, d_model): the masked mean of the encoded `steps` (B, T, d_model); `pad` (B, T) is True at padding."""
+        if steps.shape[1] > self.position.shape[0]:
+            raise ValueError(
+                f"sequences of {steps.shape[1]} steps exceed max_len {self.position.shape[0]}; raise max_len"
+            )
+        pad = pad & ~pad.all(dim=1, keepdim=True)
+        keep = ~pad
+        index = (keep.long().cumsum(dim=1) - 1).clamp(min=0)  # the k-th step holding data gets position k
+        h = self.body(steps + self.position[index], src_key_padding_mask=pad)
+        weight = keep.unsqueeze(-1).to(h.dtype)
+        return (h * weight).sum(dim=1) / weight.sum(dim=1)
+
+
+class SequenceTransformer(MaskedTransformer):
     """A Transformer encoder over (B, T, D) feature sequences, averaged over the steps that hold data.
 
     Aligned-feature datasets pad short sequences with steps of zeros; after the per-modality
     standardisation every value of such a step is the same constant, so a step whose D >= 2 values are
-    all equal is taken as padding and masked out of attention and of the mean (a sequence that is all
-    padding keeps every step)."""
+    all equal is taken as padding and masked (MaskedTransformer). With D = 1 nothing is masked."""
 
     Options = SequenceTransformerParams
     sequence = True
@@ -179,29 +206,50 @@ class SequenceTransformer(nn.Module):
         dropout: float = 0.1,
         max_len: int = 512,
     ) -> None:
-        super().__init__()
+        super().__init__(d_model, heads, layers, dropout, max_len)
         self.project = nn.Linear(in_features, d_model)
-        self.position = nn.Parameter(torch.zeros(max_len, d_model))
-        nn.init.normal_(self.position, std=0.02)
-        layer = nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, dropout, batch_first=True)
-        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.out_dim = d_model
 
     @staticmethod
     def padding(x: torch.Tensor) -> torch.Tensor:
-        """(B, T) True where a step is padding (all its values equal, with at least two values)."""
+        """(B, T) True where a step is padding (all its values equal, with at least two values); a
+        sequence that is all padding has none."""
         if x.shape[-1] < 2:
             return torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         pad = (x.amax(dim=-1) - x.amin(dim=-1)) == 0
         return pad & ~pad.all(dim=1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] > self.position.shape[0]:
-            raise ValueError(f"sequences of {x.shape[1]} steps exceed max_len {self.position.shape[0]}; raise max_len")
-        pad = self.padding(x)
-        h = self.body(self.project(x) + self.position[: x.shape[1]], src_key_padding_mask=pad)
-        keep = (~pad).unsqueeze(-1).to(h.dtype)
-        return (h * keep).sum(dim=1) / keep.sum(dim=1)
+        return self.encode(self.project(x), self.padding(x))
+
+
+class TextTransformer(MaskedTransformer):
+    """A Transformer encoder over (B, T) token ids (int64, 0 = padding): a learned embedding of
+    `vocab_size` ids, learned positions, and the mean over the tokens that are not padding."""
+
+    Options = TextTransformerParams
+    tokens = True
+
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        dim: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.1,
+        max_len: int = 512,
+    ) -> None:
+        if vocab_size is None:
+            raise ValueError("text_transformer needs vocab_size: the dataset's (g2d.models.resolve_encoder) or given")
+        super().__init__(dim, heads, layers, dropout, max_len)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dtype not in (torch.int32, torch.int64):
+            raise TypeError(
+                f"text_transformer reads token ids, got {ids.dtype} inputs; declare the modality in "
+                "preprocess.token_modalities so that it is stored and passed as ids"
+            )
+        return self.encode(self.embed(ids), ids == 0)
 
 
 def build_encoder(spec: EncoderSpec, input_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
@@ -211,6 +259,11 @@ def build_encoder(spec: EncoderSpec, input_shape: tuple[int, ...]) -> tuple[nn.M
     name, options = encoder_options(spec, "encoder")
     cls = ENCODERS[name].load()
     kwargs = dataclasses.asdict(options) if options is not None else {}
+    if getattr(cls, "tokens", False):
+        if len(input_shape) != 1:
+            raise ValueError(f"encoder {name} reads token ids (T,), got samples of shape {input_shape}")
+        backbone = cls(**kwargs)
+        return backbone, int(backbone.out_dim)
     if getattr(cls, "tabular", False) or getattr(cls, "sequence", False):
         rank, what = (1, "rows of features (F,)") if getattr(cls, "tabular", False) else (2, "sequences (T, D)")
         if len(input_shape) != rank:

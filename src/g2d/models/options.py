@@ -76,3 +76,29 @@ class SequenceTransformerParams:
         require(self.d_model > 0 and self.layers > 0 and self.max_len > 0, where, "sizes must be positive")
         require(self.heads > 0 and self.d_model % self.heads == 0, f"{where}.heads", "must divide d_model")
         require(0 <= self.dropout < 1, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TextTransformerParams:
+    """A Transformer encoder over (T,) token ids, 0 = padding (a modality in the arrays source's
+    `token_modalities`): an embedding of `vocab_size` ids into `dim`, learned positions up to `max_len`
+    tokens, `layers` encoder layers of `heads` heads, and the mean over the tokens that are not padding.
+    `vocab_size` null: the dataset's, recorded when it was preprocessed (largest id + 1, or its
+    `vocab_size`)."""
+
+    dim: int = 64
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    max_len: int = 512
+    vocab_size: int | None = None
+
+    def validate(self, where: str) -> None:
+        require(self.dim > 0 and self.layers > 0 and self.max_len > 0, where, "sizes must be positive")
+        require(self.heads > 0 and self.dim % self.heads == 0, f"{where}.heads", "must divide dim")
+        require(0 <= self.dropout < 1, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
+        require(
+            self.vocab_size is None or self.vocab_size >= 2,
+            f"{where}.vocab_size",
+            "must be at least 2 (id 0 is padding), or null for the dataset's",
+        )

@@ -52,7 +52,7 @@ def run(
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device)
-    norm = Normalizer.fit(open_splits(params.data, data_path, ("train",))["train"], meta.task)
+    norm = Normalizer.fit(open_splits(params.data, data_path, ("train",))["train"], meta.task, meta.tokens)
     scores: dict[str, dict[str, TeacherScores]] = {}
     metrics: dict[str, dict] = {}
     splits = {}

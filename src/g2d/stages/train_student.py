@@ -81,7 +81,7 @@ def run(
     meta = restrict(read_meta(data_path), params.student_modalities(dataset))
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"), meta.modalities)
-    norm = Normalizer.fit(splits["train"], meta.task)
+    norm = Normalizer.fit(splits["train"], meta.task, meta.tokens)
     entry = method_entry(method)
     uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache

@@ -41,7 +41,7 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
-    norm = Normalizer.fit(splits["train"], meta.task)
+    norm = Normalizer.fit(splits["train"], meta.task, meta.tokens)
     train = SplitTensors(
         splits["train"],
         norm,

@@ -1,7 +1,8 @@
 """Batches for training and evaluation, built from HDF5 splits and the teacher cache.
 
 Inputs are standardised per modality with the training split's mean and std (so spectrograms and
-uint8 frames need no per-source code); regression targets are min-max scaled to [0, 1] on the
+uint8 frames need no per-source code), except token-id modalities (the dataset meta's `tokens`),
+which pass through as int64 ids for an embedding; regression targets are min-max scaled to [0, 1] on the
 training split (docs/method.md), and the scaling is stored with every checkpoint.
 
 Splits are held in memory or streamed from the file (`data.loading`, see `resolve_loading`); the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -108,21 +109,28 @@ class Normalizer:
     std: dict[str, float]
     y_min: float = 0.0
     y_max: float = 1.0
+    tokens: tuple[str, ...] = ()  # token-id modalities: ids, not magnitudes, so never standardised
 
     @classmethod
-    def fit(cls, train: SplitReader, task: str) -> Normalizer:
+    def fit(cls, train: SplitReader, task: str, tokens: Collection[str] = ()) -> Normalizer:
+        """Statistics of the training split; `tokens` (the dataset meta's token modalities) get none."""
         mean, std = {}, {}
         for m in train.modalities:
+            if m in tokens:
+                continue
             mean[m], spread = mean_std(train, m)
             std[m] = spread or 1.0
+        kept = tuple(m for m in train.modalities if m in tokens)
         if task == "regression":
             y_min, y_max = float(train.labels.min()), float(train.labels.max())
             if y_max <= y_min:
                 y_max = y_min + 1.0
-            return cls(task, mean, std, y_min, y_max)
-        return cls(task, mean, std)
+            return cls(task, mean, std, y_min, y_max, kept)
+        return cls(task, mean, std, tokens=kept)
 
     def inputs(self, modality: str, array: np.ndarray) -> torch.Tensor:
+        if modality in self.tokens:
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
         x = torch.from_numpy(np.ascontiguousarray(array)).float()
         return (x - self.mean[modality]) / self.std[modality]
 
@@ -140,7 +148,7 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Normalizer:
-        return cls(**d)
+        return cls(**{**d, "tokens": tuple(d.get("tokens", ()))})  # checkpoints before token modalities: none
 
 
 Request = tuple[np.ndarray, Crops | None]  # a batch's rows and, if augmented, their crops

@@ -14,7 +14,7 @@ from g2d.methods.base import Method
 from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.methods.losses import task_loss
 from g2d.methods.smp import total_epochs
-from g2d.models import EncoderSpec
+from g2d.models import EncoderSpec, resolve_encoder
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, initialise
 from g2d.training.data import SplitTensors
 from g2d.training.engine import FitResult, StepFn, fit, seed_everything
@@ -121,6 +121,10 @@ def train_student(
     method = make_method(params, method_name, meta)
     method.setup(train_confidence)
     seed_everything(seed)
+    encoders = {
+        m: resolve_encoder(encoders[m], m, meta.tokens, f"datasets.{meta.dataset}.encoders.{m}")
+        for m in meta.modalities
+    }
     shapes = {m: train.split.sample_shape(m) for m in meta.modalities}
     fusion = method.student_fusion(params.fusion)
     fusion_options = params.fusion_options(fusion)

@@ -11,7 +11,7 @@ from g2d.config.params import Params
 from g2d.io.dataset_file import DatasetMeta
 from g2d.methods.confidence import sample_confidence
 from g2d.methods.losses import task_loss
-from g2d.models import EncoderSpec
+from g2d.models import EncoderSpec, resolve_encoder
 from g2d.models.student import UnimodalModel, initialise
 from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
@@ -58,6 +58,7 @@ def train_teacher(
 ) -> tuple[dict, FitResult]:
     """Train the teacher of `modality`; return its checkpoint dict and training history."""
     seed_everything(seed)
+    encoder = resolve_encoder(encoder, modality, meta.tokens, f"datasets.{meta.dataset}.encoders.{modality}")
     shape = train.split.sample_shape(modality)
     model = initialise(UnimodalModel(encoder, shape, meta.num_outputs), params.init).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
