@@ -268,7 +268,7 @@ def test_given_patches_of_one_photo_in_two_splits_are_skipped(tmp_path):
 
 
 def test_the_demo_defaults_are_the_values_params_yaml_documents():
-    assert load_params([ROOT / "params.yaml"]).misme_demo == misme_demo.Params()
+    assert load_params([ROOT / "params.yaml"]).generators["misme_demo"] == misme_demo.Params()
 
 
 def test_the_demo_is_deterministic_and_preprocesses(tmp_path):

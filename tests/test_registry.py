@@ -158,6 +158,27 @@ def test_every_registry_entry_loads_with_the_options_it_declares():
         get_method("magic")
 
 
+def test_every_demo_generator_has_its_stage_its_command_and_its_documented_section():
+    """A generator is one module plus its GENERATORS line: the stage, the CLI command and the parsing of
+    its params section follow from the registry; params.yaml documents its defaults."""
+    import yaml
+
+    from g2d import pipeline
+    from g2d.cli import COMMANDS
+    from g2d.config.params import load_params
+    from g2d.datasets import GENERATORS, get_generator
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params([ROOT / "params.yaml"])
+    for name in GENERATORS:
+        module = get_generator(name)
+        assert callable(module.generate) and params.generators[name] == module.Params(), name
+        assert name in shipped and pipeline.stage(f"generate_{name}").params == (name,)
+        assert f"generate-{name.replace('_', '-')}" in COMMANDS
+    with pytest.raises(KeyError, match=r"unknown demo generator 'nope'; available: demo, misme_demo"):
+        get_generator("nope")
+
+
 # --- a method added as one module plus one registry line ---------------------------------------
 
 

@@ -15,16 +15,11 @@ from pathlib import Path
 from g2d import pipeline
 from g2d.config.params import Params, load_params
 from g2d.config.schema import ConfigError
+from g2d.datasets import GENERATORS
 from g2d.errors import G2DError, describe_os_error
 from g2d.io.project_lock import project_lock
 from g2d.rules import check_config_file
 
-# where each generator writes by default (its stage's output)
-GENERATED = {
-    "generate-demo": pipeline.RAW_DEMO,
-    "generate-misme-demo": pipeline.RAW_MISME_DEMO,
-    "generate-trimodal-demo": pipeline.RAW_TRIMODAL_DEMO,
-}
 VARIANT_FILES = (
     pipeline.STUDENT,
     pipeline.STUDENT_LOG,
@@ -61,25 +56,13 @@ def _run_params(params: Params, args: argparse.Namespace) -> Params:
     return run if args.ablation is None else run.variant(args.ablation, args.variant)
 
 
-def cmd_generate_demo(params: Params, args: argparse.Namespace) -> None:
-    from g2d.stages import generate_demo
+def cmd_generate(params: Params, args: argparse.Namespace) -> None:
+    """`g2d generate-<name>`: demo generator <name> (g2d.datasets.GENERATORS) writes its raw files."""
+    from g2d.stages import generate
 
-    summary = generate_demo.run(params, Path(args.out), args.force)
-    print(f"demo dataset written to {args.out}: {summary}")
-
-
-def cmd_generate_misme_demo(params: Params, args: argparse.Namespace) -> None:
-    from g2d.stages import generate_misme_demo
-
-    summary = generate_misme_demo.run(params, Path(args.out), args.force)
-    print(f"MIS-ME demo dataset written to {args.out}: {summary}")
-
-
-def cmd_generate_trimodal_demo(params: Params, args: argparse.Namespace) -> None:
-    from g2d.stages import generate_trimodal_demo
-
-    summary = generate_trimodal_demo.run(params, Path(args.out), args.force)
-    print(f"three-modality demo dataset written to {args.out}: {summary}")
+    name = args.command.removeprefix("generate-").replace("-", "_")
+    summary = generate.run(params, name, Path(args.out), args.force)
+    print(f"{name} dataset written to {args.out}: {summary}")
 
 
 def cmd_preprocess(params: Params, args: argparse.Namespace) -> None:
@@ -210,17 +193,10 @@ def cmd_check(params: Params, args: argparse.Namespace) -> None:
 
 
 COMMANDS: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, tuple[str, ...]]] = {
-    "generate-demo": (cmd_generate_demo, "write the demo dataset's raw files (CREMA-D layout)", ("out",)),
-    "generate-misme-demo": (
-        cmd_generate_misme_demo,
-        "write the MIS-ME demo's raw files (photos, YOLO boxes, weather sheets)",
-        ("out",),
-    ),
-    "generate-trimodal-demo": (
-        cmd_generate_trimodal_demo,
-        "write the three-modality demo's raw files (text, audio, vision sequences as .npz)",
-        ("out",),
-    ),
+    **{
+        f"generate-{name.replace('_', '-')}": (cmd_generate, f"write {what}", ("out",))
+        for name, (_, what) in GENERATORS.items()
+    },
     "preprocess": (cmd_preprocess, "raw files -> HDF5 for one dataset", ("dataset", "workers")),
     "train-teachers": (cmd_train_teachers, "train one unimodal teacher per modality", ("dataset", "seed")),
     "score": (cmd_score, "cache teacher features, logits and confidence", ("dataset", "seed")),
@@ -326,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         if "preset" in options:
             p.add_argument("preset", help="the preset YAML file to merge in")
         if "out" in options:
-            out = GENERATED[name]
+            out = pipeline.stage(name.replace("-", "_")).outs[0]
             p.add_argument("--out", default=out, help=f"output folder (default: {out})")
             p.add_argument(
                 "--force",
@@ -380,7 +356,7 @@ def check_dataset_file(params: Params, args: argparse.Namespace) -> None:
     """A stage that reads a dataset file first checks that it was made with today's preprocessing params."""
     from g2d.io.dataset_file import check_preprocessing
 
-    if args.command in ("generate-demo", "preprocess") or getattr(args, "dataset", None) is None:
+    if args.command == "preprocess" or getattr(args, "dataset", None) is None:
         return
     path = _path(pipeline.PROCESSED, args)
     if path.is_file():  # a missing file is the stage's own error, which names the stage to run

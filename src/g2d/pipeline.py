@@ -191,7 +191,7 @@ STAGES: tuple[Stage, ...] = (
         "so its code is cremad.py and what that imports too).",
         outs=(RAW_DEMO,),
         params=("demo",),
-        code=("stages/generate_demo.py", "datasets/demo.py", *CREMAD),
+        code=("stages/generate.py", "datasets/demo.py", *CREMAD),
     ),
     Stage(
         "generate_misme_demo",
@@ -200,7 +200,7 @@ STAGES: tuple[Stage, ...] = (
         outs=(RAW_MISME_DEMO,),
         params=("misme_demo",),
         code=(
-            "stages/generate_misme_demo.py",
+            "stages/generate.py",
             "datasets/misme_demo.py",
             "datasets/misme",
             "datasets/common.py",
@@ -214,7 +214,7 @@ STAGES: tuple[Stage, ...] = (
         "layout convert-pickle gives UR-Funny and IEMOCAP.",
         outs=(RAW_TRIMODAL_DEMO,),
         params=("trimodal_demo",),
-        code=("stages/generate_trimodal_demo.py", "datasets/trimodal_demo.py", "io"),
+        code=("stages/generate.py", "datasets/trimodal_demo.py", "io"),
     ),
     Stage(
         "preprocess",

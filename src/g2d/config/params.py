@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar, get_type_hints
 import yaml
 
 from g2d.config.schema import ConfigError, coerce, parse, require
-from g2d.datasets import SOURCES, get_source
+from g2d.datasets import GENERATORS, SOURCES, get_generator, get_source
 from g2d.methods import METHODS, method_entry, method_section, method_sections
 from g2d.methods.options import SMPParams
 from g2d.models import FUSIONS, encoder_options, fusion_section, fusion_sections
@@ -353,13 +353,12 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     resources: ResourcesParams = field(default_factory=ResourcesParams)
     distributed: DistributedParams = field(default_factory=DistributedParams)
-    demo: Any = None
-    misme_demo: Any = None
-    trimodal_demo: Any = None
     ablations: dict[str, AblationParams] = field(default_factory=dict)
     extra_taus: tuple[int, ...] = field(default=(), metadata={"internal": True})  # tau4, tau5, ... if set
     # the registered methods' and fusions' sections, {section: options}: params.yaml's top-level keys of those names
     sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
+    # the demo generators' sections, {generator: its Params} (g2d.datasets.GENERATORS: demo, misme_demo, ...)
+    generators: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})
     # the dataset these params are for (set by `for_dataset`): what `modalities` and `values: subsets` refer to
     dataset: str | None = field(default=None, metadata={"internal": True})
 
@@ -776,7 +775,15 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
     sections: dict[str, Any] = {
         name: parse(options, data.pop(name, None), name) for name, options in registered.items()
     }
-    params = parse(Params, data, "", also=registered)
+    # a demo generator's section (demo, misme_demo, ...) is its module's Params; absent: that generator is off
+    generators = {
+        name: parse(get_generator(name).Params, data.pop(name), name)
+        for name in GENERATORS
+        if data.get(name) is not None
+    }
+    for name in GENERATORS:
+        data.pop(name, None)
+    params = parse(Params, data, "", also=(*registered, *GENERATORS))
     datasets = {}
     for name, ds in params.datasets.items():
         require(
@@ -801,29 +808,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
             modalities=names,
             augment=resolve_augment(ds.augment, source, images, f"datasets.{name}.augment"),
         )
-    demo = None
-    if params.demo is not None:
-        from g2d.datasets import demo as demo_source
-
-        demo = parse(demo_source.Params, params.demo, "demo")
-    misme_demo = None
-    if params.misme_demo is not None:
-        from g2d.datasets import misme_demo as misme_demo_source
-
-        misme_demo = parse(misme_demo_source.Params, params.misme_demo, "misme_demo")
-    trimodal_demo = None
-    if params.trimodal_demo is not None:
-        from g2d.datasets import trimodal_demo as trimodal_demo_source
-
-        trimodal_demo = parse(trimodal_demo_source.Params, params.trimodal_demo, "trimodal_demo")
     params = dataclasses.replace(
-        params,
-        datasets=datasets,
-        demo=demo,
-        misme_demo=misme_demo,
-        trimodal_demo=trimodal_demo,
-        extra_taus=tuple(extra_taus),
-        sections=sections,
+        params, datasets=datasets, generators=generators, extra_taus=tuple(extra_taus), sections=sections
     )
     params.check()
     return params

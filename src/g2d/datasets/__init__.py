@@ -14,6 +14,10 @@ A source module exposes:
     (or skip records) and hand those to `g2d.datasets.common.write_dataset`, which writes both.
 Add a source by writing a module and naming it in `SOURCES`. Validating params imports the source
 module (for its `Params` and modalities), so it must not import torch.
+
+Demo generators (`GENERATORS`) write a synthetic dataset in some source's raw layout. Each is a module
+with `Params` (its params.yaml section, named as the generator) and `generate(out_dir, params, force)`;
+each has a stage (g2d.pipeline, `generate_<name>`) and a CLI command (`g2d generate-<name>`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ SOURCES: dict[str, str] = {
 }
 
 
+GENERATORS: dict[str, tuple[str, str]] = {  # name: (module, what it writes)
+    "demo": ("g2d.datasets.demo", "the demo dataset's raw files (CREMA-D layout)"),
+    "misme_demo": ("g2d.datasets.misme_demo", "the MIS-ME demo's raw files (photos, YOLO boxes, weather sheets)"),
+    "trimodal_demo": (
+        "g2d.datasets.trimodal_demo",
+        "the three-modality demo's raw files (text, audio, vision sequences as convert-pickle's .npz)",
+    ),
+}
+
+
 class RawDataError(G2DError, RuntimeError):
     """Raw input is missing or unusable; the message names the file and how to fix it."""
 
@@ -41,3 +55,10 @@ def get_source(name: str) -> ModuleType:
     if name not in SOURCES:
         raise KeyError(f"unknown dataset source {name!r}; available: {', '.join(sorted(SOURCES))}")
     return importlib.import_module(SOURCES[name])
+
+
+def get_generator(name: str) -> ModuleType:
+    """Import the module of demo generator `name` (its params section's name)."""
+    if name not in GENERATORS:
+        raise KeyError(f"unknown demo generator {name!r}; available: {', '.join(sorted(GENERATORS))}")
+    return importlib.import_module(GENERATORS[name][0])
