@@ -144,7 +144,7 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
         for s in params.seeds
     }
     first = runs[params.seeds[0]][params.methods[0]]
-    modalities = [k for k in first["test"] if k != "fused"]
+    modalities = [m for m in params.datasets[dataset].modalities if m in first["test"]]  # the dataset's order
     metric_names = sorted(first["test"]["fused"], key=lambda k: (METRIC_ORDER + (k,)).index(k))
     weak = weak_modality(
         params, root, dataset, modalities, "accuracy" in metric_names, first["least_confident_teacher"]
