@@ -246,3 +246,27 @@ def print_pipeline_results(name: str, table: str, wall: float | None, command: s
         print(table)
         if wall is not None:
             print(f"\nWall time of the pipeline run: {wall / 60:.1f} min ({os.cpu_count()} CPUs visible).")
+
+
+def pipeline_main(
+    doc: str, preset: Path, dataset: str, name: str, table: Callable[[dict[str, Any]], str], argv: list[str] | None
+) -> int:
+    """The command line of a benchmark that runs the DAG with one preset (--seeds, --cores, --no-run) and
+    prints `table` of the report's summary of `dataset`, written to docs/results/<name>.md."""
+    import argparse
+    import json
+
+    from quality import run_pipeline
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--no-run", action="store_true", help="print the tables of the last run only")
+    args = parser.parse_args(argv)
+    wall, command = (None, None) if args.no_run else run_pipeline(args.seeds, args.cores, [preset])
+    summary_path = ROOT / "reports/summary.json"
+    if not summary_path.is_file() or dataset not in json.loads(summary_path.read_text()):
+        print(f"{summary_path}: no {dataset} results; run without --no-run first", file=sys.stderr)
+        return 1
+    print_pipeline_results(name, table(json.loads(summary_path.read_text())), wall, command)
+    return 0

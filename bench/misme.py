@@ -14,8 +14,6 @@ student's per-modality branches; writes the same to docs/results/misme-demo.md.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 PRESET = ROOT / "config/presets/misme-demo.yaml"
-SUMMARY = ROOT / "reports/summary.json"
 DATASET = "misme"
 # Table 3 of the paper (MIS-ME, test split): MAPE (%) and R².
 PAPER: dict[str, tuple[float, float]] = {
@@ -80,22 +77,9 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--no-run", action="store_true", help="print the table of the last run only")
-    args = parser.parse_args(argv)
-    from quality import run_pipeline
+    from common import pipeline_main
 
-    from common import print_pipeline_results
-
-    wall, command = (None, None) if args.no_run else run_pipeline(args.seeds, args.cores, [PRESET])
-    if not SUMMARY.is_file() or DATASET not in json.loads(SUMMARY.read_text()):
-        print(f"{SUMMARY}: no {DATASET} results; run without --no-run first", file=sys.stderr)
-        return 1
-    summary = json.loads(SUMMARY.read_text())
-    print_pipeline_results(PRESET.stem, table(summary), wall, command)
-    return 0
+    return pipeline_main(__doc__ or "", PRESET, DATASET, PRESET.stem, table, argv)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ UR-Funny's own figures (the paper's Table 2) are not comparable: the data here i
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 PRESET = ROOT / "config/presets/trimodal-demo.yaml"
-SUMMARY = ROOT / "reports/summary.json"
 DATASET = "trimodal"
 
 
@@ -78,21 +75,9 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the preset's seeds")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--no-run", action="store_true", help="print the tables of the last run only")
-    args = parser.parse_args(argv)
-    from quality import run_pipeline
+    from common import pipeline_main
 
-    from common import print_pipeline_results
-
-    wall, command = (None, None) if args.no_run else run_pipeline(args.seeds, args.cores, [PRESET])
-    if not SUMMARY.is_file() or DATASET not in json.loads(SUMMARY.read_text()):
-        print(f"{SUMMARY}: no {DATASET} results; run without --no-run first", file=sys.stderr)
-        return 1
-    print_pipeline_results("trimodal-demo", table(json.loads(SUMMARY.read_text())), wall, command)
-    return 0
+    return pipeline_main(__doc__ or "", PRESET, DATASET, "trimodal-demo", table, argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,16 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
         )
     return proc
+
+
+def ran_stages(output: str) -> set[str]:
+    """The DVC stages a `dvc repro` or `dvc exp run` output says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def dvc_repro_in_new_repo(proj: Path) -> set[str]:
+    """`dvc repro` in `proj` made a git repository with one commit (what DVC needs); the stages it ran."""
+    run(["git", "init", "-q"], proj)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "pipeline"], proj)
+    return ran_stages(run(["dvc", "repro"], proj).stdout)

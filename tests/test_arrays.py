@@ -35,10 +35,11 @@ def _split_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"image": image, "spec": spec, "table": table, "labels": labels}
 
 
-def write_folders(root: Path, sizes: dict[str, int]) -> Path:
+def write_folders(root: Path, sizes: dict[str, int], draw=None) -> Path:
+    """A folder per split of .npy arrays drawn by `draw(n, seed)` (default: the three modalities above)."""
     for i, (split, n) in enumerate(sizes.items()):
         (root / split).mkdir(parents=True)
-        for name, array in _split_arrays(n, i).items():
+        for name, array in (draw or _split_arrays)(n, i).items():
             np.save(root / split / f"{name}.npy", array)
     return root
 
@@ -429,11 +430,7 @@ def _text_arrays(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_text_folders(root: Path, sizes: dict[str, int]) -> Path:
-    for i, (split, n) in enumerate(sizes.items()):
-        (root / split).mkdir(parents=True)
-        for name, array in _text_arrays(n, i).items():
-            np.save(root / split / f"{name}.npy", array)
-    return root
+    return write_folders(root, sizes, _text_arrays)
 
 
 def text_params(root: Path, **preprocess):

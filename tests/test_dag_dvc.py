@@ -8,19 +8,14 @@ which stages a change of params (`data`: none) or an edit of the code makes stal
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
 import yaml
 
-from dag_helpers import copy_project, run
+from dag_helpers import copy_project, ran_stages, run
 
 pytestmark = pytest.mark.slow
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def wait_for_queue(proj, timeout: float = 900.0) -> None:

@@ -5,13 +5,12 @@ normalised features -> teachers, joint, G2D and MIS-ME -> a report with the Tabl
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import h5py
 import pytest
 
-from dag_helpers import copy_project, run
+from dag_helpers import copy_project, dvc_repro_in_new_repo, run
 
 pytestmark = pytest.mark.slow
 PRESET = "config/presets/misme-tiny.yaml"
@@ -42,11 +41,7 @@ def test_regression_dag_through_snakemake(tmp_path):
 
 def test_regression_dag_through_dvc(tmp_path):
     proj = copy_project(tmp_path / "proj", preset=PRESET)
-    run(["git", "init", "-q"], proj)
-    run(["git", "add", "-A"], proj)
-    run(["git", "commit", "-qm", "pipeline"], proj)
-    out = run(["dvc", "repro"], proj)
-    assert set(re.findall(r"Running stage '([^']+)'", out.stdout)) == {
+    assert dvc_repro_in_new_repo(proj) == {
         "generate_demo",  # DVC runs every stage of dvc.yaml; the CREMA-D demo is unused here
         "generate_misme_demo",
         "generate_trimodal_demo",  # unused here too

@@ -6,12 +6,11 @@ through Snakemake and through `dvc repro`: .npz feature sequences in convert-pic
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from dag_helpers import copy_project, run
+from dag_helpers import copy_project, dvc_repro_in_new_repo, run
 
 pytestmark = pytest.mark.slow
 PRESET = "config/presets/trimodal-tiny.yaml"
@@ -58,11 +57,7 @@ def test_three_modalities_through_snakemake(tmp_path):
 
 def test_three_modalities_through_dvc(tmp_path):
     proj = copy_project(tmp_path / "proj", preset=PRESET)
-    run(["git", "init", "-q"], proj)
-    run(["git", "add", "-A"], proj)
-    run(["git", "commit", "-qm", "pipeline"], proj)
-    out = run(["dvc", "repro"], proj)
-    assert set(re.findall(r"Running stage '([^']+)'", out.stdout)) == {
+    assert dvc_repro_in_new_repo(proj) == {
         "generate_demo",  # DVC runs every stage of dvc.yaml; the other demos are unused here
         "generate_misme_demo",
         "generate_trimodal_demo",
