@@ -506,3 +506,34 @@ def test_a_token_text_modality_trains_teachers_and_a_g2d_student(tmp_path):
     wrong.datasets["talk"].encoders["text"] = SEQUENCE
     with pytest.raises(ConfigError, match=r"datasets.talk.encoders.text: text holds token ids"):
         train_teachers.run(wrong, "talk", 0, h5, tmp_path / "t2", tmp_path / "resume2")
+
+
+@pytest.mark.parametrize("suppression", ["zero_grad", "freeze", "partial"])
+def test_three_smp_phases_on_three_modalities_with_each_suppression(three, suppression):
+    """Eq. 6-7 for k = 3 on a real run: phases 1 and 2 each prioritise one modality per batch (the
+    least, then the second least confident teacher), phase 3 all three; complete suppression gives the
+    others kappa 0, partial gives them 1 - tanh(r) in (0, 1), so the kappas of a batch sum above 1."""
+    root, folder = three
+    run = (
+        params_for(root)
+        .for_dataset("own")
+        .with_student_overrides({"tau1": 1, "tau2": 1, "tau3": 1, "smp.suppression": suppression})
+    )
+    out = folder / f"phases-{suppression}"
+    train_student.run(
+        run, "own", "g2d", 0, folder / "own.h5", folder / "scores.h5", folder / "teachers",
+        out / "s.pt", out / "log.json", out / "resume",
+    )  # fmt: skip
+    log = json.loads((out / "log.json").read_text())
+    assert [r["smp_phase"] for r in log] == [1, 2, 3]
+    for record in log:
+        shares = sum(record[f"prioritised_{m}"] for m in MODS)
+        kappas = sum(record[f"kappa_{m}"] for m in MODS)
+        if record["smp_phase"] < 3:
+            assert shares == pytest.approx(1.0)
+            if suppression == "partial":
+                assert 1.0 < kappas < 3.0
+            else:
+                assert kappas == pytest.approx(1.0)
+        else:
+            assert shares == pytest.approx(3.0) and kappas == pytest.approx(3.0)
