@@ -185,35 +185,6 @@ class StreamedSplit:
         return {**self.__dict__, "_h5": None, "_pid": -1}
 
 
-class ModalitySubset:
-    """A split seen through some of its modalities: what a student of a modality subset reads (the file
-    keeps every modality, for the teachers and for other subsets)."""
-
-    def __init__(self, split: SplitReader, modalities: Sequence[str]) -> None:
-        missing = [m for m in modalities if m not in split.modalities]
-        if missing:
-            raise RunError(f"the dataset file has no modality {missing[0]!r}; it holds {', '.join(split.modalities)}")
-        self.split = split
-        self._modalities = list(modalities)
-        self.labels = split.labels
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self._modalities)
-
-    def sample_shape(self, modality: str) -> tuple[int, ...]:
-        return self.split.sample_shape(modality)
-
-    def read(self, modality: str, index: np.ndarray) -> np.ndarray:
-        return self.split.read(modality, index)
-
-    def close(self) -> None:
-        self.split.close()
-
-
 def restrict(meta: DatasetMeta, modalities: Sequence[str]) -> DatasetMeta:
     """`meta` for a student of some of the dataset's modalities, kept in the dataset's order."""
     unknown = [m for m in modalities if m not in meta.modalities]
@@ -223,13 +194,16 @@ def restrict(meta: DatasetMeta, modalities: Sequence[str]) -> DatasetMeta:
     return dataclasses.replace(meta, modalities=kept, tokens={m: v for m, v in meta.tokens.items() if m in kept})
 
 
-def open_split(path: str | os.PathLike[str], split: str, loading: str) -> SplitReader:
-    """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`); an empty
-    split is an error here, before any statistics or batches divide by its size."""
+def open_split(
+    path: str | os.PathLike[str], split: str, loading: str, modalities: Sequence[str] | None = None
+) -> SplitReader:
+    """One split, held in memory (`loading="memory"`) or streamed from the file (`"stream"`), with
+    `modalities` only when given (a student of a modality subset reads no others); an empty split is
+    an error here, before any statistics or batches divide by its size."""
     if loading == "memory":
-        reader: SplitReader = load_split(path, split)
+        reader: SplitReader = load_split(path, split, modalities)
     elif loading == "stream":
-        reader = StreamedSplit(path, split)
+        reader = StreamedSplit(path, split, modalities)
     else:
         raise ValueError(f"loading must be 'memory' or 'stream', got {loading!r}")
     if len(reader) == 0:

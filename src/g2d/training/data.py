@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from g2d.config.params import DataParams
 from g2d.errors import RunError
-from g2d.io.dataset_file import ModalitySubset, SplitReader, open_split
+from g2d.io.dataset_file import SplitReader, open_split
 from g2d.io.score_cache import TeacherScores
 from g2d.training.augment import Crops, CropSource
 from g2d.types import Batch, TeacherBatch
@@ -72,10 +72,7 @@ def open_splits(
     """The named splits of a dataset file, held or streamed as `data.loading` decides; seen through
     `modalities` only when given (a student of a modality subset)."""
     loading = resolve_loading(data, Path(path))
-    opened = {split: open_split(path, split, loading) for split in splits}
-    if modalities is None:
-        return opened
-    return {split: ModalitySubset(reader, modalities) for split, reader in opened.items()}
+    return {split: open_split(path, split, loading, modalities) for split in splits}
 
 
 def chunk_rows(shape: Sequence[int]) -> int:
