@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import bench_params, machine, recorded, table
-
 from g2d.config.params import Params
 from g2d.stages import evaluate, generate_demo, preprocess, score, train_student, train_teachers
+
+from common import bench_params, machine, recorded, table
 
 METHODS = ("joint", "g2d")
 MODALITIES = ("audio", "video")
