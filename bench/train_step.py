@@ -23,6 +23,17 @@ Teacher forward passes are counted with a global forward hook on every UnimodalM
 stages run (score, then train_student with the cache on and off, and with each augmentation kind):
 none with the cache on, also with the view bank.
 
+Reference-style step against ours, end to end, in the same run: per batch the reference decodes every
+item from its raw files (a wav through soundfile and the CREMA-D source's spectrogram, a JPEG frame
+through OpenCV), runs both teachers forward, then the student step; ours reads the HDF5 file and the
+cached teacher outputs (`data.workers: auto`), then the same student step. Full run: the paper
+preset's CREMA-D shapes (audio 1x257x188 from 3 s at 22,050 Hz, one 224x224 frame, ResNet-18);
+--quick: the demo's shapes and small CNNs.
+
+Everything runs on CUDA when present (batches pinned and copied asynchronously, epochs synchronised
+before the clock stops), with the GPU's utilisation sampled after every timed epoch
+(torch.cuda.utilization, which needs pynvml); on the CPU otherwise.
+
     python bench/train_step.py [--quick] [--reps N] [--views K]
 """
 
@@ -42,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from g2d.config.params import AugmentParams, Params
+from g2d.config.params import AugmentParams, DataParams, Params
 from g2d.datasets import cremad
 from g2d.io.dataset_file import DatasetMeta, load_split, open_split, read_meta
 from g2d.io.score_cache import TeacherScores, read_scores
@@ -50,11 +61,13 @@ from g2d.methods.base import Method
 from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.stages import score, train_student, train_teachers
 from g2d.training.augment import BankViews, FixedView, FreshCrops, draw_bank, frame_sizes
-from g2d.training.data import Normalizer, SplitTensors
+from g2d.training.data import Normalizer, SplitTensors, resolve_workers
 from g2d.training.engine import StepFn
 from g2d.training.optim import build_optimizer
 from g2d.training.predict import predict_unimodal
 from g2d.training.student import make_method, student_step
+from g2d.transforms.audio import clip_shapes, fit_length, load_audio, log_spectrogram
+from g2d.transforms.video import to_rgb_square
 from g2d.types import Batch
 
 from common import (
@@ -69,6 +82,8 @@ from common import (
 )
 
 TARGET = 1.15
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+NO_GPU = "not measured (no GPU in this session)"
 PATHS = ("memory", "stream", "stream, 1 worker")
 WAYS = ("none", "views", "online")
 
@@ -140,7 +155,7 @@ def build_rig(setup: Setup, n: int, tmp: Path) -> Rig:
     torch.manual_seed(0)
     model = MultimodalStudent(
         meta.modalities, setup.encoders, {m: s for m, (s, _) in setup.shapes.items()}, "late", meta.num_outputs
-    )
+    ).to(DEVICE)
     dim = int(model.encoders[meta.modalities[0]].backbone.out_dim)
     cache = write_synthetic_scores(tmp / "scores.h5", {"train": n}, meta.modalities, dim, setup.classes)
     params = bench_params(batch_size=setup.batch_size)
@@ -159,13 +174,47 @@ def build_rig(setup: Setup, n: int, tmp: Path) -> Rig:
     )
 
 
-def run_epochs(epochs: dict[str, Callable[[], None]], reps: int) -> dict[str, list[float]]:
-    """Wall time of each kind of epoch, `reps` times, in turns (each round starts one kind later)."""
+def synchronised(fn: Callable[[], None]) -> Callable[[], None]:
+    """`fn`, then a wait for the GPU's queued work, so that a timed epoch includes it."""
+
+    def run() -> None:
+        fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize(DEVICE)
+
+    return run
+
+
+UTILISATION: dict[str, list[float]] = {}  # per kind of epoch, the GPU's utilisation (%) sampled after each
+
+
+def gpu_utilisation(kind: str) -> str:
+    """Mean GPU utilisation sampled after `kind`'s timed epochs, or why there is none."""
+    if DEVICE.type != "cuda":
+        return NO_GPU
+    samples = UTILISATION.get(kind, [])
+    return f"{np.mean(samples):.0f}%" if samples else "n/a (torch.cuda.utilization needs pynvml)"
+
+
+def sample_utilisation(kind: str) -> None:
+    if DEVICE.type != "cuda":
+        return
+    try:
+        UTILISATION.setdefault(kind, []).append(float(torch.cuda.utilization(DEVICE)))
+    except (ModuleNotFoundError, RuntimeError):  # no pynvml, or NVML unavailable
+        pass
+
+
+def run_epochs(epochs: dict[str, Callable[[], None]], reps: int, tag: str = "") -> dict[str, list[float]]:
+    """Wall time of each kind of epoch, `reps` times, in turns (each round starts one kind later); on CUDA
+    each epoch waits for the GPU before the clock stops, and the GPU's utilisation is sampled after it
+    (under `tag` + kind)."""
     kinds = list(epochs)
     times: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(reps):
         for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
-            times[kind].append(timed(epochs[kind]))
+            times[kind].append(timed(synchronised(epochs[kind])))
+            sample_utilisation(tag + kind)
     return times
 
 
@@ -187,7 +236,7 @@ def epoch_waiting(batches: Iterator[Batch], step: StepFn, step_times: list[float
 def time_setup(setup: Setup, n: int, reps: int, tmp: Path) -> dict[str, Any]:
     """Fastest epoch time of pure compute and of each real data path, measured in turns."""
     rig = build_rig(setup, n, tmp)
-    device = torch.device("cpu")
+    device = DEVICE
     data = {
         "memory": SplitTensors(open_split(rig.h5, "train", "memory"), rig.norm, device, teacher=rig.teacher),
         "stream": SplitTensors(open_split(rig.h5, "train", "stream"), rig.norm, device, teacher=rig.teacher),
@@ -207,10 +256,12 @@ def time_setup(setup: Setup, n: int, reps: int, tmp: Path) -> dict[str, Any]:
             waits[kind].append(epoch_waiting(data[kind].batches(setup.batch_size, shuffle_seed=0), step))
 
     epoch("pure")  # warm-up: first steps pay for allocation and kernel selection
-    times = run_epochs({k: functools.partial(epoch, k) for k in ("pure", *PATHS)}, reps)
+    times = run_epochs({k: functools.partial(epoch, k) for k in ("pure", *PATHS)}, reps, tag=f"{id(setup)} ")
     pure = min(times["pure"])
     return {
         "steps": len(built),
+        "samples/s memory": n / min(times["memory"]),
+        "gpu memory": gpu_utilisation(f"{id(setup)} memory"),
         "pure": pure,
         **{k: min(times[k]) for k in PATHS},
         **{f"ratio {k}": min(times[k]) / pure for k in PATHS},
@@ -236,7 +287,9 @@ class TimedTeacher(torch.nn.Module):
 def frozen_teachers(setup: Setup, classes: int) -> dict[str, UnimodalModel]:
     """One untrained teacher per modality (timing only needs the architecture), frozen as the stages freeze them."""
     torch.manual_seed(1)
-    teachers = {m: UnimodalModel(setup.encoders[m], shape, classes).eval() for m, (shape, _) in setup.shapes.items()}
+    teachers = {
+        m: UnimodalModel(setup.encoders[m], shape, classes).to(DEVICE).eval() for m, (shape, _) in setup.shapes.items()
+    }
     for model in teachers.values():
         model.requires_grad_(False)
     return teachers
@@ -250,7 +303,7 @@ def time_augment(setup: Setup, n: int, reps: int, views: int, tmp: Path) -> dict
     batches), which other load disturbs less than a whole epoch; the fastest whole epoch is kept too.
     """
     rig = build_rig(setup, n, tmp)
-    device = torch.device("cpu")
+    device = DEVICE
     split = open_split(rig.h5, "train", "memory")
     spec = AugmentParams(kind="views", modalities=setup.images, views=views)
     sizes = frame_sizes(spec, {m: split.sample_shape(m) for m in setup.images})
@@ -371,6 +424,139 @@ def count_teacher_forwards(tmp: Path, views: int) -> list[list[Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class RawClips:
+    """Clips as the reference reads them: audio decoding and spectrogram settings, frame size, encoder,
+    batch size and how many clips an epoch has."""
+
+    sample_rate: int
+    duration: float
+    n_fft: int
+    hop_length: int
+    size: int
+    encoder: str
+    batch_size: int
+    clips: int
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.sample_rate * self.duration))
+
+    def setup(self) -> Setup:
+        """The same shapes as a Setup (what our path stores), one frame per clip."""
+        shapes = clip_shapes(self.n_samples, self.n_fft, self.hop_length, 1, self.size)
+        enc = {m: self.encoder for m in shapes}
+        return Setup(shapes, enc, 6, self.batch_size, self.clips, self.clips, ("video",))
+
+
+# config/presets/paper.yaml's CREMA-D (3 s at 22,050 Hz, n_fft 512, hop 353: 1x257x188; one 224x224 frame;
+# ResNet-18; batch 16) and, for --quick, the demo's shapes with small CNNs.
+PAPER_CLIPS = RawClips(22050, 3.0, 512, 353, 224, "resnet18", 16, 32)
+QUICK_CLIPS = RawClips(8000, 2.0, 256, 256, 48, "small_cnn", 16, 64)
+
+
+def write_raw_clips(root: Path, clips: RawClips) -> list[tuple[Path, Path]]:
+    """Per clip a mono wav (soundfile) and one 480x360 JPEG frame (CREMA-D's video size; OpenCV, quality 95)."""
+    import cv2
+    import soundfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(clips.clips):
+        wav, jpg = root / f"{i}.wav", root / f"{i}.jpg"
+        soundfile.write(wav, rng.normal(scale=0.1, size=clips.n_samples).astype(np.float32), clips.sample_rate)
+        cv2.imwrite(str(jpg), rng.integers(0, 256, size=(360, 480, 3), dtype=np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        files.append((wav, jpg))
+    return files
+
+
+def decoded_batch(files: list[tuple[Path, Path]], index: np.ndarray, clips: RawClips, norm: Normalizer) -> Batch:
+    """A batch as the reference builds it: every item decoded from its wav and JPEG now, standardised."""
+    import cv2
+
+    audio, video = [], []
+    for i in index:
+        wav, jpg = files[int(i)]
+        wave = fit_length(load_audio(wav, clips.sample_rate), clips.n_samples)
+        audio.append(log_spectrogram(wave, clips.n_fft, clips.hop_length)[np.newaxis])
+        video.append(to_rgb_square(cv2.imread(str(jpg)), clips.size)[np.newaxis])
+    inputs = {"audio": norm.inputs("audio", np.stack(audio)), "video": norm.inputs("video", np.stack(video))}
+    labels = torch.from_numpy(np.asarray(index) % 6)
+    return Batch(
+        index=torch.from_numpy(np.asarray(index)),
+        inputs={m: x.to(DEVICE) for m, x in inputs.items()},
+        target=labels.to(DEVICE),
+    )
+
+
+def time_reference(clips: RawClips, reps: int, tmp: Path) -> dict[str, Any]:
+    """Epoch time of the reference-style step (decode every item, both teachers every batch, student step)
+    and of ours (HDF5 + cached teacher outputs, `data.workers: auto`), interleaved; the same G2D step."""
+    setup = clips.setup()
+    rig = build_rig(setup, clips.clips, tmp)
+    files = write_raw_clips(tmp / "raw", clips)
+    teachers = frozen_teachers(setup, rig.meta.num_outputs)
+    ours = SplitTensors(
+        open_split(rig.h5, "train", "memory"),
+        rig.norm,
+        DEVICE,
+        teacher=rig.teacher,
+        workers=resolve_workers(DataParams()),
+    )
+    steps = {"reference": rig.step(teachers), "ours": rig.step()}
+    order = np.random.default_rng(0).permutation(clips.clips)
+    batches = [order[i : i + clips.batch_size] for i in range(0, clips.clips, clips.batch_size)]
+
+    def epoch(kind: str) -> None:
+        if kind == "reference":
+            epoch_waiting((decoded_batch(files, idx, clips, rig.norm) for idx in batches), steps[kind])
+        else:
+            epoch_waiting(ours.batches(clips.batch_size, shuffle_seed=0), steps[kind])
+
+    epoch("reference")  # warm-up: librosa's first STFT, kernel selection
+    times = run_epochs({k: functools.partial(epoch, k) for k in ("reference", "ours")}, reps, tag="reference ")
+    best = {k: min(v) for k, v in times.items()}
+    return {
+        **{f"{k} (s)": v for k, v in best.items()},
+        **{f"{k} samples/s": clips.clips / v for k, v in best.items()},
+        **{f"{k} gpu": gpu_utilisation(f"reference {k}") for k in best},
+        "ratio": best["reference"] / best["ours"],
+        "workers": resolve_workers(DataParams()),
+    }
+
+
+def print_reference(quick: bool, reps: int, tmp: Path) -> None:
+    clips = QUICK_CLIPS if quick else PAPER_CLIPS
+    r = time_reference(clips, reps, tmp)
+    (a_shape, _), (v_shape, _) = clips.setup().shapes.values()
+    print(
+        f"\nReference-style student step against ours, end to end ({DEVICE.type}; "
+        f"{'demo shapes, --quick' if quick else 'the paper preset'}: audio {'x'.join(map(str, a_shape))} "
+        f"from {clips.duration:g} s at {clips.sample_rate} Hz, frames {'x'.join(map(str, v_shape))}, "
+        f"{clips.encoder}, batch {clips.batch_size}, {clips.clips} clips, G2D; fastest of {reps} interleaved "
+        f"epochs after a warm-up):\n"
+    )
+    rows = [
+        [
+            "reference: decode wav + JPEG per item, both teachers every batch",
+            r["reference (s)"],
+            r["reference samples/s"],
+            r["reference gpu"],
+        ],
+        [
+            f"ours: HDF5 + cached teacher outputs, {r['workers']} DataLoader workers (auto)",
+            r["ours (s)"],
+            r["ours samples/s"],
+            r["ours gpu"],
+        ],
+    ]
+    print(table(["student epoch", "wall time (s)", "samples/s", "GPU utilisation"], rows))
+    print(f"\nEnd-to-end ratio, reference / ours ({DEVICE.type}): {r['ratio']:.2f}x")
+    if DEVICE.type != "cuda":
+        print(f"GPU: {NO_GPU}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples and repetitions")
@@ -378,9 +564,19 @@ def main() -> None:
     parser.add_argument(
         "--views", type=int, default=8, help="views per clip in the bank (default 8, the paper preset's)"
     )
+    parser.add_argument(
+        "--only-reference",
+        action="store_true",
+        help="only the reference-style step against ours (written to docs/results/train_step-reference.md)",
+    )
     args = parser.parse_args()
     reps = args.reps or (2 if args.quick else 4)
-    print(f"machine: {machine()}\n")
+    gpu = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else NO_GPU
+    print(f"machine: {machine()}; GPU: {gpu}\n")
+    if args.only_reference:
+        with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
+            print_reference(args.quick, args.reps or (1 if not args.quick else 2), Path(tmp))
+        return
     rows, ways = [], []
     with tempfile.TemporaryDirectory(prefix="g2d-bench-") as tmp:
         for name, setup in setups().items():
@@ -395,6 +591,8 @@ def main() -> None:
                     name,
                     n,
                     r["steps"],
+                    r["samples/s memory"],
+                    r["gpu memory"],
                     r["pure"],
                     *(r[k] for k in PATHS),
                     *(r[f"ratio {k}"] for k in PATHS),
@@ -434,6 +632,8 @@ def main() -> None:
                     "inputs",
                     "train samples",
                     "steps",
+                    "samples/s, memory",
+                    "GPU utilisation, memory",
                     "pure compute",
                     *PATHS,
                     *(f"ratio {k}" for k in PATHS),
@@ -476,8 +676,10 @@ def main() -> None:
                 count_teacher_forwards(Path(tmp), min(args.views, 3)),
             )
         )
+        (Path(tmp) / "reference").mkdir()
+        print_reference(args.quick, max(1, reps // 2), Path(tmp) / "reference")
 
 
 if __name__ == "__main__":
-    with recorded("train_step"):
+    with recorded("train_step-reference" if "--only-reference" in sys.argv else "train_step"):
         main()

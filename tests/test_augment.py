@@ -296,9 +296,9 @@ def test_online_mode_runs_the_teachers_on_each_batchs_augmented_frames(toy_h5, t
     batches = []
     original = ts.online_teacher_batch
 
-    def recording(teachers, batch, task):
+    def recording(teachers, batch, task, precision):
         batches.append(batch)
-        return original(teachers, batch, task)
+        return original(teachers, batch, task, precision)
 
     monkeypatch.setattr(ts, "online_teacher_batch", recording)
     hook = TeacherInputs()

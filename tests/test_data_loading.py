@@ -186,3 +186,86 @@ def test_score_cache_readers_check_its_own_version(tmp_path, value, message):
     for read in (lambda p: read_scores(p, "train"), read_view_bank):
         with pytest.raises(ValueError, match=rf"{path}: .*{message}.*; rerun the score stage"):
             read(path)
+
+
+class CopyLog:
+    """Stands in for the host-to-CUDA copy on a machine without CUDA: Tensor.pin_memory marks a tensor
+    pinned, Tensor.to records (device type, non_blocking, pinned) and leaves the tensor where it is."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pins = 0
+        self.copies: list[tuple[str, bool, bool]] = []
+        log = self
+
+        def pin_memory(self: torch.Tensor) -> torch.Tensor:
+            log.pins += 1
+            out = self.clone()
+            out.fake_pinned = True  # type: ignore[attr-defined]
+            return out
+
+        def is_pinned(self: torch.Tensor) -> bool:
+            return getattr(self, "fake_pinned", False)
+
+        def to(self: torch.Tensor, device: torch.device | str, non_blocking: bool = False) -> torch.Tensor:
+            log.copies.append((torch.device(device).type, non_blocking, is_pinned(self)))
+            return self
+
+        monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+        monkeypatch.setattr(torch.Tensor, "is_pinned", is_pinned)
+        monkeypatch.setattr(torch.Tensor, "to", to)
+
+
+def test_batches_bound_for_cuda_are_pinned_and_copied_asynchronously(big_toy, monkeypatch):
+    """Every tensor of a batch (inputs, target, cached teacher outputs) read in the training process is
+    pinned, then copied with non_blocking: the logic only, CUDA itself is not exercised here."""
+    norm = Normalizer.fit(load_split(big_toy, "train"), "classification")
+    tensors = SplitTensors(load_split(big_toy, "train"), norm, torch.device("cuda"), teacher=_teacher(50))
+    log = CopyLog(monkeypatch)
+    batch = next(tensors.batches(8, shuffle_seed=0))
+    per_batch = 2 + 1 + 2 * 3  # two inputs, the target, features + logits + confidence per modality
+    assert batch.teacher is not None and log.pins == per_batch
+    assert log.copies == [("cuda", True, True)] * per_batch
+
+
+def test_worker_batches_for_cuda_are_pinned_by_the_loader_not_again(big_toy, monkeypatch):
+    """With workers the DataLoader is asked to pin (pin_memory) and the copy does not pin its inputs twice."""
+    asked: dict[str, object] = {}
+
+    def loader(reader, sampler, pin_memory, **kwargs):
+        asked.update(pin_memory=pin_memory, **kwargs)
+        for request in sampler:
+            inputs = reader[request]
+            yield {m: torch.Tensor.pin_memory(t) if pin_memory else t for m, t in inputs.items()}
+
+    norm = Normalizer.fit(load_split(big_toy, "train"), "classification")
+    monkeypatch.setattr(data, "DataLoader", loader)
+    tensors = SplitTensors(load_split(big_toy, "train"), norm, torch.device("cuda"), workers=2)
+    log = CopyLog(monkeypatch)
+    next(tensors.batches(8, shuffle_seed=0))
+    assert asked["pin_memory"] is True and asked["num_workers"] == 2
+    assert log.pins == 2 + 1  # the loader's two inputs, then only the target here
+    assert log.copies == [("cuda", True, True)] * 3
+
+
+def test_cpu_batches_are_neither_pinned_nor_copied_asynchronously(big_toy, monkeypatch):
+    norm = Normalizer.fit(load_split(big_toy, "train"), "classification")
+    tensors = SplitTensors(load_split(big_toy, "train"), norm, CPU, teacher=_teacher(50))
+    log = CopyLog(monkeypatch)
+    next(tensors.batches(8, shuffle_seed=0))
+    assert log.pins == 0 and log.copies == [("cpu", False, False)] * 9
+    assert not data.pins(CPU) and data.pins(torch.device("cuda", 1))
+
+
+@pytest.mark.parametrize(
+    ("cores", "processes", "expected"),
+    [(1, 1, 0), (2, 1, 0), (3, 1, 1), (4, 1, 2), (16, 1, 4), (16, 4, 2), (16, 8, 0)],
+)
+def test_auto_workers_use_the_cores_beyond_two_per_training_process(monkeypatch, cores, processes, expected):
+    monkeypatch.setattr(data, "usable_cores", lambda: cores)
+    assert data.resolve_workers(DataParams(workers="auto"), processes) == expected
+    assert data.resolve_workers(DataParams(workers=3), processes) == 3  # a number is taken as given
+
+
+def test_usable_cores_are_this_process_affinity(monkeypatch):
+    monkeypatch.setattr(data.os, "sched_getaffinity", lambda pid: {0, 5, 7})
+    assert data.usable_cores() == 3

@@ -86,7 +86,17 @@ def test_shipped_params_and_presets_validate():
         ({"demo__bogus": 1}, r"demo.bogus: unknown key"),
         ({"tau5": 3}, r"tau4: missing"),
         ({"data__loading": "disk"}, r"data.loading: 'disk' is not allowed; choose one of auto, memory, stream"),
-        ({"data__workers": -1}, r"data.workers: must be 0"),
+        (
+            {"data__workers": -1},
+            r"data.workers: -1 is not allowed; give auto \(workers where there are spare cores\), 0",
+        ),
+        ({"data__workers": "many"}, r"data.workers: 'many' is not allowed; give auto"),
+        ({"precision": "fp8"}, r"precision: 'fp8' is not allowed; choose one of fp32, bf16, fp16"),
+        ({"precision": "fp16", "device": "cpu"}, r"precision: fp16 needs CUDA .*; on the CPU use bf16 or fp32"),
+        (
+            {"precision": "fp16", "methods": ["g2d", "mmpareto"]},
+            r"precision: fp16 is not supported by mmpareto, which computes per-loss gradients outside the loss scaler",
+        ),
         ({"data__memory_fraction": 0}, r"data.memory_fraction: must be in \(0, 1\]"),
         (
             {"datasets__demo__augment__kind": "random"},

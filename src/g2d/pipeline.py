@@ -60,7 +60,7 @@ LOGS = "logs"  # Snakemake's per-job log files
 
 METHOD_SECTIONS = tuple(method_sections())  # the baselines' knobs in params.yaml, from the method registry
 FUSION_SECTIONS = tuple(fusion_sections())  # the knobs of fusions that have some (film, gated), from their registry
-OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device")
+OPTIM = ("optimizer", "init", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "device", "precision")
 
 AUGMENT = "datasets.{dataset}.augment"
 # What fresh crops depend on: teachers train on them whenever augmentation is on (any kind), so the
@@ -129,7 +129,7 @@ CREMAD = (
 )  # the CREMA-D source and what it imports
 READ = ("io", "types.py", "training/data.py", "training/augment.py", "transforms/augment.py")  # HDF5 -> batches
 MODEL = ("models", "training/optim.py", "training/checkpoint.py")
-FIT = ("training/engine.py", "training/distributed.py")
+FIT = ("training/engine.py", "training/distributed.py", "training/precision.py")
 TEACHER = ("training/teacher.py", "methods/losses.py", "methods/confidence.py", *FIT)  # its loss and confidence
 STUDENT_CODE = ("training/student.py", "training/predict.py", "methods")
 PREDICT = ("training/predict.py", "training/metrics.py")
@@ -241,7 +241,7 @@ STAGES: tuple[Stage, ...] = (
         wildcards=("dataset", "seed"),
         deps=(PROCESSED, TEACHERS),
         outs=(SCORES, TEACHER_METRICS, TEACHER_PLOT),
-        params=(AUGMENT, "eval_batch_size", "device"),
+        params=(AUGMENT, "eval_batch_size", "device", "precision"),
         code=("stages/score.py", *READ, *MODEL, *TEACHER, *PREDICT, "plots.py"),
     ),
     Stage(
@@ -260,7 +260,7 @@ STAGES: tuple[Stage, ...] = (
         deps=(PROCESSED, SCORES, STUDENT),
         outs=(GAP,),
         metrics=(EVAL,),
-        params=("eval_batch_size", "device"),
+        params=("eval_batch_size", "device", "precision"),
         code=("stages/evaluate.py", *READ, *MODEL, *TEACHER, *STUDENT_CODE, *PREDICT, *EVALUATE),
     ),
     Stage(

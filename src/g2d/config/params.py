@@ -157,14 +157,21 @@ class DataParams:
 
     `auto` streams when the file is larger than `memory_fraction` of the memory available now
     (MemAvailable in /proc/meminfo); both modes give the same batches, so the same results.
+    `workers: auto` starts DataLoader workers where the process has spare cores
+    (g2d.training.data.resolve_workers); any number of workers gives the same batches.
     """
 
     loading: Literal["auto", "memory", "stream"] = "auto"
-    workers: int = 0
+    workers: int | str = "auto"  # a count, or "auto" (validate() names both in its error, as a Literal could not)
     memory_fraction: float = 0.5
 
     def validate(self, where: str) -> None:
-        require(self.workers >= 0, f"{where}.workers", "must be 0 (read in the training process) or more")
+        require(
+            self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 0),
+            f"{where}.workers",
+            f"{self.workers!r} is not allowed; give auto (workers where there are spare cores), "
+            "0 (read in the training process) or a positive number of worker processes",
+        )
         require(0 < self.memory_fraction <= 1, f"{where}.memory_fraction", "must be in (0, 1]")
 
 
@@ -350,6 +357,7 @@ class Params:
     smp: SMPParams = field(default_factory=SMPParams)
     teacher_cache: bool = True
     device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     data: DataParams = field(default_factory=DataParams)
     resources: ResourcesParams = field(default_factory=ResourcesParams)
     distributed: DistributedParams = field(default_factory=DistributedParams)
@@ -498,6 +506,11 @@ class Params:
             "device",
             f"{self.device!r} is not allowed; choose auto, cpu, cuda or cuda:N",
         )
+        require(
+            not (self.precision == "fp16" and self.device == "cpu"),
+            "precision",
+            "fp16 needs CUDA (its loss scaling, torch.amp.GradScaler, and fp16 kernels); on the CPU use bf16 or fp32",
+        )
         for name, ds in self.datasets.items():
             key = f"datasets.{name}"
             require(
@@ -509,6 +522,21 @@ class Params:
                 encoder_options(enc, f"{key}.encoders.{modality}")
         self.validate_online_teachers()
         self.validate_data_parallel()
+        self.validate_loss_scaling()
+
+    def validate_loss_scaling(self) -> None:
+        """fp16 scales the loss before backward; a method that takes gradients itself (torch.autograd.grad)
+        would combine scaled gradients, so fp16 is only for the methods whose steps go through the scaler."""
+        if self.precision != "fp16":
+            return
+        methods = {*self.methods, *(m for a in self.ablations.values() for m in a.methods)}
+        unscaled = sorted(m for m in methods if not method_entry(m).loss_scaling)
+        require(
+            not unscaled,
+            "precision",
+            f"fp16 is not supported by {', '.join(unscaled)}, which computes per-loss gradients outside the "
+            "loss scaler; use precision: bf16 (no loss scaling needed) or fp32",
+        )
 
     def validate_data_parallel(self) -> None:
         """Several processes only for the methods verified to train the same as in one."""

@@ -38,13 +38,16 @@ class MethodEntry(Entry):
     its rule multiplies encoder gradients by a coefficient, `smp` if it gates encoders by SMP (reads the
     `smp` section); the last two are what `g2d check` warns about under Adam-family optimizers.
     `data_parallel` if it is verified to train the same under several processes as in one
-    (g2d.training.distributed: every per-batch statistic it reads is reduced over the global batch)."""
+    (g2d.training.distributed: every per-batch statistic it reads is reduced over the global batch).
+    `loss_scaling` if every gradient of its step goes through the Precision's backward, so that
+    `precision: fp16` (loss scaling) may train it."""
 
     teachers: bool = False
     teacher_weights: bool = False
     scales_gradients: bool = False
     smp: bool = False
     data_parallel: bool = False
+    loss_scaling: bool = True
 
 
 METHODS: dict[str, MethodEntry] = {
@@ -57,7 +60,7 @@ METHODS: dict[str, MethodEntry] = {
     ),
     "ogm_ge": MethodEntry("g2d.methods.ogm_ge:OGMGE", OGMGEParams, scales_gradients=True, data_parallel=True),
     "agm": MethodEntry("g2d.methods.agm:AGM", AGMParams, scales_gradients=True),
-    "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams),
+    "mmpareto": MethodEntry("g2d.methods.mmpareto:MMPareto", MMParetoParams, loss_scaling=False),
     "mla": MethodEntry("g2d.methods.mla:MLA", MLAParams),
     "dlmg": MethodEntry("g2d.methods.dlmg:DLMG", DLMGParams),
     "pmr": MethodEntry("g2d.methods.pmr:PMR", PMRParams),

@@ -22,6 +22,7 @@ from g2d.methods.losses import LossParts, task_loss
 from g2d.methods.options import SMPParams
 from g2d.models.fusion import LateFusion
 from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel
+from g2d.training.precision import FP32, Precision
 from g2d.types import Batch, EpochBatches
 
 
@@ -54,6 +55,9 @@ class Method:
 
     name = "joint"
     Options: ClassVar[type | None] = None  # the dataclass of this method's params.yaml section, if it has knobs
+    # How forward and backward passes run (`precision`; the student stage sets it): steps run the model
+    # through `precision.run`, backward through `precision.backward`, unscale before touching gradients.
+    precision: Precision = FP32
 
     def __init__(
         self,
@@ -116,12 +120,13 @@ class Method:
     def train_step(
         self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
     ) -> tuple[dict[str, float], StudentOutput]:
-        out = model(batch.inputs)
+        out = self.precision.run(model, batch.inputs)
         parts = self.loss(out, batch)
         optimizer.zero_grad(set_to_none=True)
-        parts.total.backward()
+        self.precision.backward(parts.total)
+        self.precision.unscale(optimizer)  # the rule in `modulate` sees the true gradients
         logs = self.modulate(model, batch, epoch, out)
-        optimizer.step()
+        self.precision.step(optimizer)
         return {**parts.as_floats(), **logs}, out
 
     def state_dict(self) -> dict[str, Any]:

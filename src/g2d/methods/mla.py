@@ -85,13 +85,14 @@ class MLA(Method):
         feats, logits, logs = {}, {}, {}
         for m in self.modalities:
             optimizer.zero_grad(set_to_none=True)
-            feats[m] = model.encoders[m](batch.inputs[m])
-            logits[m] = fusion.head(feats[m])
+            feats[m] = self.precision.run(model.encoders[m], batch.inputs[m])
+            logits[m] = self.precision.run(fusion.head, feats[m])
             loss = task_loss(logits[m], batch.target, self.task)
-            loss.backward()
+            self.precision.backward(loss)
+            self.precision.unscale(optimizer)  # the projection reads the true head gradient
             logs[f"loss_uni_{m}"] = loss.item()
             logs[f"mla_kept_{m}"] = self.project_head_gradient(fusion.head, m)
-            optimizer.step()
+            self.precision.step(optimizer)
         with torch.no_grad():
             logits = {m: v.detach() for m, v in logits.items()}
             fused = fusion.mix([logits[m] for m in self.modalities])

@@ -93,7 +93,7 @@ class MMPareto(Method):
     def train_step(
         self, model: MultimodalStudent, batch: Batch, optimizer: torch.optim.Optimizer, epoch: int
     ) -> tuple[dict[str, float], StudentOutput]:
-        out = model(batch.inputs)
+        out = self.precision.run(model, batch.inputs)  # bf16 or fp32: fp16's loss scaling is refused (registry)
         l_mm = task_loss(out.fused, batch.target, self.task)
         uni = self.unimodal_losses(out, batch)
         total = l_mm + sum(uni.values())

@@ -33,6 +33,7 @@ from g2d.methods.base import Method
 from g2d.methods.options import ReconBoostParams
 from g2d.models.fusion import SharedHeadFusion
 from g2d.models.student import MultimodalStudent, StudentOutput
+from g2d.training.precision import as_float
 from g2d.types import Batch
 
 
@@ -94,7 +95,9 @@ class ReconBoost(Method):
     def unimodal(self, model: MultimodalStudent, batch: Batch, modalities: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """f_j(x_j) = head(enc_j(x_j)) for the given modalities, with gradients."""
         head = self.head(model)
-        return {m: head(model.encoders[m](batch.inputs[m])) for m in modalities}
+        with self.precision.autocast():
+            logits = {m: head(model.encoders[m](batch.inputs[m])) for m in modalities}
+        return as_float(logits)
 
     @torch.no_grad()
     def frozen(self, model: MultimodalStudent, batch: Batch, modalities: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -143,8 +146,8 @@ class ReconBoost(Method):
                 logs["loss_consolidation"] = float(ga.detach())
                 loss = loss + o.alpha * ga
             logs["loss_task"] = float(F.cross_entropy(logits[m].detach(), batch.target.long()))
-        loss.backward()
-        optimizer.step()
+        self.precision.backward(loss)
+        self.precision.step(optimizer)
         logs["loss"] = float(loss.detach())
         detached = {j: v.detach() for j, v in logits.items()}
         fused = torch.stack([detached[j] for j in self.modalities]).mean(dim=0)

@@ -23,10 +23,11 @@ from g2d.io.dataset_file import read_meta, restrict
 from g2d.io.score_cache import read_scores
 from g2d.methods.confidence import batch_confidence, cached_confidence, sample_confidence, sample_sq_error
 from g2d.training import checkpoint
-from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits, resolve_workers
 from g2d.training.gap import modality_gap, projection
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
+from g2d.training.precision import Precision
 from g2d.training.predict import predict_student
 from g2d.training.probe import fit_probe
 from g2d.training.student import build_student
@@ -55,11 +56,12 @@ def run(
     meta = restrict(read_meta(data_path), state["modalities"])  # the modalities this student was trained on
     model = build_student(state, device)
     norm = Normalizer.from_dict(state["normalizer"])
+    workers, precision = resolve_workers(params.data), Precision(params.precision, device)
     data = {
-        split: SplitTensors(s, norm, device, workers=params.data.workers)
+        split: SplitTensors(s, norm, device, workers=workers)
         for split, s in open_splits(params.data, data_path, ("train", "val", "test"), meta.modalities).items()
     }
-    preds = {split: predict_student(model, d, params.eval_batch_size) for split, d in data.items()}
+    preds = {split: predict_student(model, d, params.eval_batch_size, precision) for split, d in data.items()}
     test, pred = data["test"], preds["test"]
     labels = test.split.labels
     target = test.target.cpu()

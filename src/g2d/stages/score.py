@@ -28,9 +28,10 @@ from g2d.methods.confidence import sample_confidence, sample_sq_error
 from g2d.models.student import UnimodalModel
 from g2d.plots import plot_teacher_confidence
 from g2d.training.augment import FixedView, draw_bank, frame_sizes
-from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits, resolve_workers
 from g2d.training.metrics import task_summary
 from g2d.training.optim import resolve_device
+from g2d.training.precision import Precision
 from g2d.training.predict import predict_unimodal
 from g2d.training.teacher import load_teachers
 
@@ -52,14 +53,16 @@ def run(
     meta = read_meta(data_path)
     device = resolve_device(params.device)
     teachers = load_teachers(teachers_dir, list(meta.modalities), device)
+    precision = Precision(params.precision, device)
+    workers = resolve_workers(params.data)
     norm = Normalizer.fit(open_splits(params.data, data_path, ("train",))["train"], meta.task, meta.tokens)
     scores: dict[str, dict[str, TeacherScores]] = {}
     metrics: dict[str, dict] = {}
     splits = {}
     for split in SPLITS:
         splits[split] = open_splits(params.data, data_path, (split,))[split]
-        data = SplitTensors(splits[split], norm, device, workers=params.data.workers)
-        scores[split], metrics[split] = score_split(teachers, data, meta.task, params.eval_batch_size)
+        data = SplitTensors(splits[split], norm, device, workers=workers)
+        scores[split], metrics[split] = score_split(teachers, data, meta.task, params.eval_batch_size, precision)
     bank = None
     if augment.kind == "views":
         train = splits["train"]
@@ -70,7 +73,7 @@ def run(
             seed,
         )
         scores[TRAIN_VIEWS], metrics[TRAIN_VIEWS] = score_views(
-            {m: teachers[m] for m in bank.modalities}, train, bank, norm, device, meta.task, params
+            {m: teachers[m] for m in bank.modalities}, train, bank, norm, meta.task, params, precision, workers
         )
     write_scores(
         out_path,
@@ -84,11 +87,14 @@ def run(
     plot_teacher_confidence(logs, plot_path, title=f"{meta.dataset}: teacher confidence during training")
 
 
-def score_split(teachers: Mapping[str, UnimodalModel], data: SplitTensors, task: str, batch_size: int) -> Scored:
-    """Each teacher's outputs on every row of `data` (as its crops, if any, make them) and its metrics."""
+def score_split(
+    teachers: Mapping[str, UnimodalModel], data: SplitTensors, task: str, batch_size: int, precision: Precision
+) -> Scored:
+    """Each teacher's outputs on every row of `data` (as its crops, if any, make them) and its metrics; the
+    forward passes at `precision`, what the cache holds in float32."""
     scores, metrics = {}, {}
     for m, model in teachers.items():
-        feats, logits = predict_unimodal(model, data, m, batch_size)
+        feats, logits = predict_unimodal(model, data, m, batch_size, precision)
         t_logits = torch.from_numpy(logits)
         conf = sample_confidence(t_logits, data.target, task).numpy()
         sq = sample_sq_error(t_logits, data.target).numpy() if task == "regression" else None
@@ -102,15 +108,16 @@ def score_views(
     train: SplitReader,
     bank: ViewBank,
     norm: Normalizer,
-    device: torch.device,
     task: str,
     params: Params,
+    precision: Precision,
+    workers: int,
 ) -> Scored:
     """The teachers' outputs on every view of the bank, stacked (K, N, ...); metrics over all K x N."""
     per_view = []
     for view in tqdm(range(bank.views), desc="score: bank views", unit="view", file=sys.stderr):
-        data = SplitTensors(train, norm, device, workers=params.data.workers, augment=FixedView(bank, view))
-        per_view.append(score_split(teachers, data, task, params.eval_batch_size)[0])
+        data = SplitTensors(train, norm, precision.device, workers=workers, augment=FixedView(bank, view))
+        per_view.append(score_split(teachers, data, task, params.eval_batch_size, precision)[0])
     stacked = {
         m: TeacherScores(
             **{  # type: ignore[arg-type]  # optional fields stay None

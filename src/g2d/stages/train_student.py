@@ -20,7 +20,7 @@ from g2d.methods.confidence import cached_confidence
 from g2d.models import fusion_sections
 from g2d.training import checkpoint, distributed
 from g2d.training.augment import BankViews, CropSource, fresh_crops
-from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits, resolve_workers
 from g2d.training.engine import finish
 from g2d.training.optim import optimisation_settings, resolve_device
 from g2d.training.student import train_student
@@ -86,7 +86,7 @@ def run(
     uses_teachers = entry.teachers
     cached = uses_teachers and params.teacher_cache
     train_scores = {m: s for m, s in read_scores(scores_path, "train").items() if m in meta.modalities}
-    workers = params.data.workers
+    workers = resolve_workers(params.data, params.distributed.processes)
     crops = train_crops(params, dataset, splits["train"], scores_path)
     views = read_scores(scores_path, TRAIN_VIEWS) if cached and isinstance(crops, BankViews) else None
     train = SplitTensors(

@@ -15,7 +15,7 @@ from g2d.io.atomic_dir import atomic_dir
 from g2d.io.dataset_file import read_meta
 from g2d.training import checkpoint, distributed
 from g2d.training.augment import fresh_crops
-from g2d.training.data import Normalizer, SplitTensors, open_splits
+from g2d.training.data import Normalizer, SplitTensors, open_splits, resolve_workers
 from g2d.training.engine import finish
 from g2d.training.optim import optimisation_settings, resolve_device
 from g2d.training.teacher import teacher_path, train_teacher
@@ -42,14 +42,15 @@ def run(params: Params, dataset: str, seed: int, data_path: Path, out_dir: Path,
     device = resolve_device(params.device)
     splits = open_splits(params.data, data_path, ("train", "val"))
     norm = Normalizer.fit(splits["train"], meta.task, meta.tokens)
+    workers = resolve_workers(params.data, params.distributed.processes)
     train = SplitTensors(
         splits["train"],
         norm,
         device,
-        workers=params.data.workers,
+        workers=workers,
         augment=fresh_crops(params.datasets[dataset].augment, splits["train"]),
     )
-    val = SplitTensors(splits["val"], norm, device, workers=params.data.workers)
+    val = SplitTensors(splits["val"], norm, device, workers=workers)
     encoders = params.datasets[dataset].encoders
     settings = {**teacher_settings(params, dataset), "seed": seed}
     results = {}

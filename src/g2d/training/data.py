@@ -34,6 +34,44 @@ from g2d.training.augment import Crops, CropSource
 from g2d.types import Batch, TeacherBatch
 
 STATS_CHUNK_BYTES = 64 * 2**20  # float64 bytes per chunk of the statistics pass
+MAX_AUTO_WORKERS = 4  # `data.workers: auto` never starts more: two batches ahead each is plenty for one device
+RESERVED_CORES = 2  # cores `auto` leaves to each training process: its own loop and torch's compute, the OS
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a cluster job's allocation), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_workers(data: DataParams, processes: int = 1) -> int:
+    """DataLoader workers per training process: `data.workers`, or for `auto` one per core beyond
+    RESERVED_CORES of this process's share of the cores (`processes` share a node), at most
+    MAX_AUTO_WORKERS. On 2 cores that is 0: docs/results/train_step.md measured a worker slowing a
+    2-core machine, whose compute already needs both cores. Results never depend on it."""
+    if data.workers != "auto":
+        return int(data.workers)
+    share = usable_cores() // max(1, processes)
+    return max(0, min(MAX_AUTO_WORKERS, share - RESERVED_CORES))
+
+
+def pins(device: torch.device) -> bool:
+    """Whether host batches bound for `device` are pinned and copied asynchronously: CUDA only (page-locked
+    memory lets the copy overlap compute; on the CPU there is no copy to overlap)."""
+    return device.type == "cuda"
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; bound for CUDA, pinned first (unless a DataLoader already pinned it) and copied
+    without blocking, so the copy overlaps the step still running. Pinned memory comes from torch's caching
+    host allocator, which keeps it until the copy is done."""
+    if not pins(device):
+        return tensor.to(device)
+    if not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def mem_available() -> int | None:
@@ -173,8 +211,10 @@ class InputReader(Dataset):
 class SplitTensors:
     """One split ready for batching: raw arrays stay as stored, each batch is converted on the fly.
 
-    With `workers` > 0, batches are read and standardised by that many DataLoader processes
-    (pinned for CUDA), two batches ahead per worker; the batches are the same as with 0.
+    With `workers` > 0, batches are read and standardised by that many DataLoader processes, two
+    batches ahead per worker; the batches are the same as with 0. Bound for CUDA, every host tensor
+    of a batch (inputs, targets, cached teacher outputs), read in this process or by a worker, is
+    pinned and copied asynchronously (`to_device`).
     `augment` crops the rows of every epoch (training split only); `teacher_views` are the cached
     teacher outputs per bank view, (K, N, ...), which replace `teacher`'s for their modalities: each
     row then gets the outputs of the view `augment` gave it.
@@ -235,18 +275,20 @@ class SplitTensors:
         inputs if already read."""
         idx = np.asarray(index)
         t_idx = torch.from_numpy(idx)
-        pinned = inputs is not None and self.device.type == "cuda"
         host = inputs if inputs is not None else self.reader[idx, crops]
-        on_device = {m: host[m].to(self.device, non_blocking=pinned) for m in self.modalities}
+        on_device = {m: to_device(host[m], self.device) for m in self.modalities}
         teacher = None
         if self.teacher is not None:
-            pick = {m: {k: v[t_idx].to(self.device) for k, v in d.items()} for m, d in self.teacher.items()}
+            pick = {m: {k: to_device(v[t_idx], self.device) for k, v in d.items()} for m, d in self.teacher.items()}
             if self.teacher_views:
                 if crops is None or crops.view is None:
                     raise ValueError("per-view teacher outputs need each row's view: augment with the bank")
                 rows = (torch.from_numpy(crops.view), t_idx)
                 pick.update(
-                    {m: {k: v[rows].to(self.device) for k, v in d.items()} for m, d in self.teacher_views.items()}
+                    {
+                        m: {k: to_device(v[rows], self.device) for k, v in d.items()}
+                        for m, d in self.teacher_views.items()
+                    }
                 )
             teacher = TeacherBatch(
                 features={m: d["features"] for m, d in pick.items()},
@@ -254,7 +296,8 @@ class SplitTensors:
                 confidence={m: d["confidence"] for m, d in pick.items()},
                 sq_error={m: d["sq_error"] for m, d in pick.items()} if self.norm.task == "regression" else None,
             )
-        return Batch(index=t_idx, inputs=on_device, target=self.target[t_idx].to(self.device), teacher=teacher)
+        target = to_device(self.target[t_idx], self.device)
+        return Batch(index=t_idx, inputs=on_device, target=target, teacher=teacher)
 
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> Iterator[Batch]:
         """All samples in batches; shuffled, and cropped if augmented, by generators seeded per epoch
@@ -276,7 +319,7 @@ class SplitTensors:
             sampler=requests,
             batch_size=None,
             num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=pins(self.device),
         )
         for (idx, crops), inputs in zip(requests, loader):
             yield self.batch(idx, inputs, crops)

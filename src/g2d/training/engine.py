@@ -25,6 +25,7 @@ from tqdm import tqdm
 from g2d.errors import RunError
 from g2d.training import checkpoint, distributed
 from g2d.training.data import SplitTensors
+from g2d.training.precision import FP32, Precision
 from g2d.types import Batch, EpochBatches
 
 
@@ -98,9 +99,11 @@ def fit(
     method_state: Stateful | None = None,
     begin_epoch: BeginEpochFn | None = None,
     end_epoch: EndEpochFn | None = None,
+    precision: Precision = FP32,
 ) -> FitResult:
     """Train for `epochs`, keeping the state with the best `select_key` on validation; `begin_epoch` and
-    `end_epoch` are the per-epoch callbacks of methods that act between epochs (their state is `method_state`)."""
+    `end_epoch` are the per-epoch callbacks of methods that act between epochs (their state is `method_state`);
+    `precision`'s loss scale (fp16) is resumed with the rest."""
     resume_file = resume_dir / "last.pt"
     history: list[dict[str, Any]] = []
     best_state = copy.deepcopy(model.state_dict())
@@ -123,6 +126,7 @@ def fit(
             if method_state is not None:
                 method_state.load_state_dict(state["method"])
             _set_rng_state(state["rng"])
+            precision.load_state_dict(state.get("precision", {}))
             history, best_state = state["history"], state["best_state"]
             best_epoch, best_value = state["best_epoch"], state["best_value"]
             start = state["epoch"] + 1
@@ -190,6 +194,7 @@ def fit(
                 "scheduler": scheduler.state_dict() if scheduler else None,
                 "method": method_state.state_dict() if method_state is not None else None,
                 "rng": _rng_state(),
+                "precision": precision.state_dict(),
                 "history": history,
                 "best_state": best_state,
                 "best_epoch": best_epoch,

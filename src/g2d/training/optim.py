@@ -25,6 +25,7 @@ def optimisation_settings(params: Params) -> dict[str, Any]:
         "scheduler": asdict(params.scheduler),
         "batch_size": params.batch_size,
         "device": params.device,
+        "precision": params.precision,
     }
 
 

@@ -9,6 +9,7 @@ import torch
 
 from g2d.models.student import MultimodalStudent, UnimodalModel
 from g2d.training.data import SplitTensors
+from g2d.training.precision import FP32, Precision
 
 
 @dataclass
@@ -19,13 +20,16 @@ class StudentPredictions:
 
 
 @torch.no_grad()
-def predict_student(model: MultimodalStudent, data: SplitTensors, batch_size: int) -> StudentPredictions:
+def predict_student(
+    model: MultimodalStudent, data: SplitTensors, batch_size: int, precision: Precision = FP32
+) -> StudentPredictions:
+    """The student's outputs over the split, its forward passes at `precision` (outputs in float32)."""
     model.eval()
     fused: list[torch.Tensor] = []
     logits: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
     feats: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
     for batch in data.batches(batch_size):
-        out = model(batch.inputs)
+        out = precision.run(model, batch.inputs)
         fused.append(out.fused.cpu())
         for m in model.modalities:
             logits[m].append(out.logits[m].cpu())
@@ -39,13 +43,13 @@ def predict_student(model: MultimodalStudent, data: SplitTensors, batch_size: in
 
 @torch.no_grad()
 def predict_unimodal(
-    model: UnimodalModel, data: SplitTensors, modality: str, batch_size: int
+    model: UnimodalModel, data: SplitTensors, modality: str, batch_size: int, precision: Precision = FP32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features, logits) of a teacher over the split."""
+    """(features, logits) of a teacher over the split, its forward passes at `precision` (outputs in float32)."""
     model.eval()
     feats, logits = [], []
     for batch in data.batches(batch_size):
-        f, lg = model(batch.inputs[modality])
+        f, lg = precision.run(model, batch.inputs[modality])
         feats.append(f.cpu())
         logits.append(lg.cpu())
     return torch.cat(feats).numpy(), torch.cat(logits).numpy()

@@ -19,17 +19,20 @@ from g2d.models.student import MultimodalStudent, StudentOutput, UnimodalModel, 
 from g2d.training.data import SplitTensors
 from g2d.training.engine import FitResult, StepFn, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
+from g2d.training.precision import FP32, Precision
 from g2d.training.predict import predict_student
 from g2d.training.teacher import output_metrics, selection
 from g2d.types import Batch, TeacherBatch
 
 
 @torch.no_grad()
-def online_teacher_batch(teachers: Mapping[str, UnimodalModel], batch: Batch, task: str) -> TeacherBatch:
+def online_teacher_batch(
+    teachers: Mapping[str, UnimodalModel], batch: Batch, task: str, precision: Precision = FP32
+) -> TeacherBatch:
     """Teacher outputs computed now, for when the cache is off (e.g. under random augmentation)."""
     feats, logits = {}, {}
     for m, model in teachers.items():
-        feats[m], logits[m] = model(batch.inputs[m])
+        feats[m], logits[m] = precision.run(model, batch.inputs[m])
     conf = {m: sample_confidence(lg, batch.target, task) for m, lg in logits.items()}
     sq = {m: sample_sq_error(lg, batch.target) for m, lg in logits.items()} if task == "regression" else None
     return TeacherBatch(features=feats, logits=logits, confidence=conf, sq_error=sq)
@@ -84,7 +87,7 @@ def student_step(
 
     def step(batch: Batch, epoch: int) -> dict[str, float]:
         if teachers is not None:
-            batch.teacher = online_teacher_batch(teachers, batch, task)
+            batch.teacher = online_teacher_batch(teachers, batch, task, method.precision)
         logs, out = method.train_step(model, batch, optimizer, epoch)
         with torch.no_grad():
             logs.update(
@@ -119,6 +122,7 @@ def train_student(
     """Train the student with `method_name`; return its checkpoint dict and history. `teachers` run online
     (no score cache); `teacher_models` are given to a method that starts from the teachers' weights."""
     method = make_method(params, method_name, meta)
+    method.precision = Precision(params.precision, train.device)
     method.setup(train_confidence)
     seed_everything(seed)
     encoders = {
@@ -138,7 +142,7 @@ def train_student(
     step = student_step(model, method, optimizer, task, teachers)
 
     def evaluate() -> dict[str, float]:
-        pred = predict_student(model, val, params.eval_batch_size)
+        pred = predict_student(model, val, params.eval_batch_size, method.precision)
         out = StudentOutput(
             features={},
             logits={m: torch.from_numpy(v) for m, v in pred.logits.items()},
@@ -170,6 +174,7 @@ def train_student(
         method_state=method,
         begin_epoch=lambda epoch, batches: method.begin_epoch(model, epoch, batches),
         end_epoch=lambda epoch, record: method.end_epoch(model, optimizer, epoch, record),
+        precision=method.precision,
     )
     state = {
         "kind": "student",

@@ -17,6 +17,7 @@ from g2d.training import checkpoint
 from g2d.training.data import SplitTensors
 from g2d.training.engine import FitResult, fit, seed_everything
 from g2d.training.optim import build_optimizer, build_scheduler
+from g2d.training.precision import Precision
 from g2d.types import Batch
 
 
@@ -63,18 +64,19 @@ def train_teacher(
     model = initialise(UnimodalModel(encoder, shape, meta.num_outputs), params.init).to(train.device)
     optimizer = build_optimizer(params, model.parameters())
     scheduler = build_scheduler(params, optimizer)
+    precision = Precision(params.precision, train.device)
     task = meta.task
 
     def step(batch: Batch, epoch: int) -> dict[str, float]:
-        _, logits = model(batch.inputs[modality])
+        _, logits = precision.run(model, batch.inputs[modality])
         loss = task_loss(logits, batch.target, task)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        precision.backward(loss)
+        precision.step(optimizer)
         return {"loss": loss.item(), **output_metrics(task, logits.detach(), batch.target, "train_")}
 
     def evaluate() -> dict[str, float]:
-        logits = torch.cat([model(b.inputs[modality])[1] for b in val.batches(params.eval_batch_size)])
+        logits = torch.cat([precision.run(model, b.inputs[modality])[1] for b in val.batches(params.eval_batch_size)])
         return output_metrics(task, logits, val.target.to(logits.device), "val_")
 
     key, mode = selection(task)
@@ -93,6 +95,7 @@ def train_teacher(
         resume_dir=resume_dir,
         fingerprint=fingerprint,
         desc=f"teacher {modality}",
+        precision=precision,
     )
     state = {
         "kind": "teacher",
