@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from g2d.config.params import Params
-from g2d.stages import evaluate, generate_demo, preprocess, score, train_student, train_teachers
+from g2d.stages import evaluate, generate, preprocess, score, train_student, train_teachers
 
 from common import bench_params, machine, recorded, table
 
@@ -82,7 +82,7 @@ def main() -> None:
         root = Path(tmp)
         args.raw_dir = root / "raw"
         base = reduced_params(args, "fp32")
-        generate_demo.run(base, args.raw_dir)
+        generate.run(base, "demo", args.raw_dir)
         h5 = root / "demo.h5"
         preprocess.run(base, "demo", h5, root / "demo.report.json")
         rows = {p: run_precision(args, p, h5, root / p) for p in args.precisions}
