@@ -119,7 +119,10 @@ def test_shipped_params_and_presets_validate():
             r"datasets.demo.augment.modalities\[0\]: 'audio' is not a frame-stack or image modality of the cremad "
             r"source; choose from video",
         ),
-        ({"datasets__demo__augment__modalities": []}, r"datasets.demo.augment.modalities: name at least one"),
+        (
+            {"datasets__demo__augment__modalities": [], "datasets__demo__augment__kind": "views"},
+            r"datasets.demo.augment.modalities: an empty list augments nothing, so kind: views has no effect",
+        ),
         (
             {"datasets__demo__augment__crop": 1},
             r"datasets.demo.augment.crop: unknown key; allowed keys here: flip, kind, modalities, ratio, scale, views",

@@ -223,9 +223,10 @@ class AugmentParams:
             )
         if self.modalities is not None:
             require(
-                len(self.modalities) > 0,
+                len(self.modalities) > 0 or not self.active,
                 f"{where}.modalities",
-                "name at least one modality, or leave the key out for all frame and image modalities",
+                f"an empty list augments nothing, so kind: {self.kind} has no effect; name at least one modality, "
+                "leave the key out for all frame and image modalities, or set kind: none",
             )
             require(
                 len(set(self.modalities)) == len(self.modalities),
