@@ -33,10 +33,8 @@ def check_outputs(proj: Path) -> None:
     report = (proj / "reports/report.md").read_text()
     table = report.split("### Ablation modality_subsets", 1)[1].split("\n\n")[1].splitlines()
     assert table[0] == "| method | modalities | Multi (fused) | text | audio | vision |"
-    rows = [line.split(" | ") for line in table[2:]]
-    assert [(r[0], r[1]) for r in rows] == [
-        (f"| {m}", s.replace("-", " + ")) for m in ("joint", "g2d") for s in SUBSETS
-    ]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert [(r[0], r[1]) for r in rows] == [(m, s.replace("-", " + ")) for m in ("joint", "g2d") for s in SUBSETS]
     assert rows[0][5] == "-" and rows[2][2] == "-"  # text + audio has no vision branch; audio + vision no text
 
     gap_table = report.split("### Modality gap (Fig. 4)", 1)[1].split("\n\n")[2].splitlines()
