@@ -470,3 +470,13 @@ def test_three_modality_sequence_presets_validate(preset, classes):
     assert {spec["name"] for spec in ds.encoders.values()} == {"sequence_transformer"}
     assert len(p.taus(3)) == 3 and all(t > 0 for t in p.taus(3))
     assert p.optimizer == "sgd" and p.momentum == 0.9
+
+
+def test_a_null_dataset_or_ablation_in_an_overlay_drops_it_as_snakemake_merges_overlays():
+    """Snakemake merges --configfile overlays itself, keeping a `null` where deep_merge drops the key: a
+    dataset or an ablation set to null is then absent, the same under both front ends."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    merged = deep_merge(base, yaml.safe_load((ROOT / "config/presets/ablations-tiny.yaml").read_text()))
+    snakemake_style = {**merged, "ablations": {**merged["ablations"], "fusion": None}}
+    assert "fusion" not in params_from_dict(snakemake_style).ablations
+    assert set(params_from_dict(snakemake_style).ablations) == {"smp", "suppression", "taus"}

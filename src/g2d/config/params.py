@@ -789,8 +789,9 @@ def load_params(paths: Sequence[str | Path] = ("params.yaml",)) -> Params:
 def params_from_dict(data: Mapping[str, Any]) -> Params:
     """Validate a params mapping into `Params`; errors name the dotted key."""
     data = dict(data)
-    if isinstance(data.get("datasets"), Mapping):  # Snakemake merges overlays itself: honour `null` there too
-        data["datasets"] = {k: v for k, v in data["datasets"].items() if v is not None}
+    for named in ("datasets", "ablations"):  # Snakemake merges overlays itself: honour `null` (drop it) there too
+        if isinstance(data.get(named), Mapping):
+            data[named] = {k: v for k, v in data[named].items() if v is not None}
     extra = sorted((int(m.group(1)), k) for k in data if (m := TAU_KEY.match(k)) and int(m.group(1)) > 3)
     extra_taus = []
     for expected, (n, key) in enumerate(extra, start=4):
