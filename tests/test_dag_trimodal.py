@@ -35,7 +35,7 @@ def check_outputs(proj: Path) -> None:
     assert table[0] == "| method | modalities | Multi (fused) | text | audio | vision |"
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert [(r[0], r[1]) for r in rows] == [(m, s.replace("-", " + ")) for m in ("joint", "g2d") for s in SUBSETS]
-    assert rows[0][5] == "-" and rows[2][2] == "-"  # text + audio has no vision branch; audio + vision no text
+    assert rows[0][5] == "-" and rows[2][3] == "-"  # text + audio has no vision branch; audio + vision no text
 
     gap_table = report.split("### Modality gap (Fig. 4)", 1)[1].split("\n\n")[2].splitlines()
     assert [line.split(" | ")[0] for line in gap_table[2:]] == ["| joint", "| g2d"]
