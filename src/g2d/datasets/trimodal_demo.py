@@ -41,8 +41,8 @@ class Params:
     steps: int = 16
     min_length: float = 0.5
     dims: dict[str, int] = field(default_factory=lambda: {"text": 24, "audio": 12, "vision": 16})
-    informative: dict[str, float] = field(default_factory=lambda: {"text": 0.95, "audio": 0.75, "vision": 0.7})
-    signal: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "audio": 0.35, "vision": 0.3})
+    informative: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "audio": 0.75, "vision": 0.7})
+    signal: dict[str, float] = field(default_factory=lambda: {"text": 1.5, "audio": 0.35, "vision": 0.3})
 
     def validate(self, where: str) -> None:
         require(self.seed >= 0, f"{where}.seed", "must be a non-negative integer")
