@@ -1,7 +1,7 @@
 """What `precision: bf16` does to the demo's results, against fp32, through the project's real stages.
 
-A reduced demo (params.yaml's demo section with fewer clips, one seed, few epochs; the knobs below)
-is generated and preprocessed once; then, for each precision, the real stages run in this process:
+The demo (params.yaml's demo section, teacher epochs and taus by default, one seed; the knobs below
+shrink it) is generated and preprocessed once; then, for each precision, the real stages run in this process:
 train_teachers, score, train_student (joint and G2D) and evaluate. Printed: test accuracy of both
 teachers and of each student (fused and per-modality branch), the stages' wall time, and bf16 minus
 fp32. Which precision is faster depends on the CPU (bf16 kernels) or GPU; the metrics are what the
@@ -69,11 +69,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny demo, 1 epoch each (not written)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--actors", type=int, default=6)
-    parser.add_argument("--sentences", type=int, default=4)
-    parser.add_argument("--teacher-epochs", type=int, default=6)
-    parser.add_argument("--tau1", type=int, default=2)
-    parser.add_argument("--tau2", type=int, default=4)
+    demo = bench_params()  # the defaults: params.yaml's demo, teachers and schedule (one seed)
+    parser.add_argument("--actors", type=int, default=demo.generators["demo"].actors)
+    parser.add_argument("--sentences", type=int, default=demo.generators["demo"].sentences)
+    parser.add_argument("--teacher-epochs", type=int, default=demo.teacher.epochs)
+    parser.add_argument("--tau1", type=int, default=demo.tau1)
+    parser.add_argument("--tau2", type=int, default=demo.tau2)
     args = parser.parse_args()
     if args.quick:
         args.actors, args.sentences, args.teacher_epochs, args.tau1, args.tau2 = 4, 2, 1, 1, 1
@@ -88,7 +89,7 @@ def main() -> None:
         rows = {p: run_precision(args, p, h5, root / p) for p in args.precisions}
     clips = args.actors * args.sentences * 6
     print(
-        f"Demo reduced to {args.actors} actors x {args.sentences} sentences x 6 emotions ({clips} clips, split by "
+        f"Demo of {args.actors} actors x {args.sentences} sentences x 6 emotions ({clips} clips, split by "
         f"actor), seed 0, teachers {args.teacher_epochs} epochs, students tau = ({args.tau1}, {args.tau2}), "
         "params.yaml's other settings (SGD, batch 16, small CNNs, late fusion), device cpu. Test accuracy (%), "
         "checkpoints chosen on validation; wall time of the stages in this process (s):\n"
