@@ -28,8 +28,8 @@ METHODS = ("joint", "g2d")
 MODALITIES = ("audio", "video")
 
 
-def reduced_params(args: argparse.Namespace, precision: str) -> Params:
-    """params.yaml's demo with fewer clips and epochs, one seed, on the CPU at `precision`."""
+def demo_params(args: argparse.Namespace, precision: str) -> Params:
+    """params.yaml's demo with the clips, epochs and taus of `args`, one seed, on the CPU at `precision`."""
     return bench_params(
         precision=precision,
         methods=list(METHODS),
@@ -43,7 +43,7 @@ def reduced_params(args: argparse.Namespace, precision: str) -> Params:
 
 def run_precision(args: argparse.Namespace, precision: str, h5: Path, out: Path) -> dict[str, Any]:
     """Teachers, scores, the students and their evaluation at `precision`; test accuracies and wall times."""
-    params = reduced_params(args, precision)
+    params = demo_params(args, precision)
     tdir, scores = out / "teachers", out / "scores.h5"
     start = time.perf_counter()
     train_teachers.run(params, "demo", 0, h5, tdir, out / "resume")
@@ -82,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="g2d-bench-precision-") as tmp:
         root = Path(tmp)
         args.raw_dir = root / "raw"
-        base = reduced_params(args, "fp32")
+        base = demo_params(args, "fp32")
         generate.run(base, "demo", args.raw_dir)
         h5 = root / "demo.h5"
         preprocess.run(base, "demo", h5, root / "demo.report.json")
