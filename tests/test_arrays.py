@@ -508,18 +508,24 @@ def test_a_token_text_modality_trains_teachers_and_a_g2d_student(tmp_path):
         train_teachers.run(wrong, "talk", 0, h5, tmp_path / "t2", tmp_path / "resume2")
 
 
-@pytest.mark.parametrize("suppression", ["zero_grad", "freeze", "partial"])
-def test_three_smp_phases_on_three_modalities_with_each_suppression(three, suppression):
+@pytest.mark.parametrize(
+    "suppression, ranking", [("zero_grad", "batch"), ("freeze", "batch"), ("partial", "batch"), ("zero_grad", "global")]
+)
+def test_three_smp_phases_on_three_modalities_with_each_suppression(three, suppression, ranking):
     """Eq. 6-7 for k = 3 on a real run: phases 1 and 2 each prioritise one modality per batch (the
     least, then the second least confident teacher), phase 3 all three; complete suppression gives the
-    others kappa 0, partial gives them 1 - tanh(r) in (0, 1), so the kappas of a batch sum above 1."""
+    others kappa 0, partial gives them 1 - tanh(r) in (0, 1), so the kappas of a batch sum above 1;
+    ranked once (global), every batch of a phase prioritises the same modality, a different one in
+    phase 2 than in phase 1."""
     root, folder = three
     run = (
         params_for(root)
         .for_dataset("own")
-        .with_student_overrides({"tau1": 1, "tau2": 1, "tau3": 1, "smp.suppression": suppression})
+        .with_student_overrides(
+            {"tau1": 1, "tau2": 1, "tau3": 1, "smp.suppression": suppression, "smp.ranking": ranking}
+        )
     )
-    out = folder / f"phases-{suppression}"
+    out = folder / f"phases-{suppression}-{ranking}"
     train_student.run(
         run, "own", "g2d", 0, folder / "own.h5", folder / "scores.h5", folder / "teachers",
         out / "s.pt", out / "log.json", out / "resume",
@@ -537,3 +543,86 @@ def test_three_smp_phases_on_three_modalities_with_each_suppression(three, suppr
                 assert kappas == pytest.approx(1.0)
         else:
             assert shares == pytest.approx(3.0) and kappas == pytest.approx(3.0)
+    if ranking == "global":
+        first, second = ({m for m in MODS if log[e][f"prioritised_{m}"] == 1.0} for e in (0, 1))
+        assert len(first) == len(second) == 1 and first != second
+
+
+@pytest.mark.parametrize("k, task", [(2, "classification"), (4, "regression")])
+def test_any_number_of_modalities_classification_or_regression_end_to_end(tmp_path, k, task):
+    """k named table modalities (2 and 4, one tau per modality) through preprocessing, k teachers,
+    scoring, a G2D student with k SMP phases and its evaluation; regression keeps its target's units."""
+    from g2d.stages import evaluate
+
+    names = [f"m{i}" for i in range(k)]
+
+    def draw(n: int, seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        y = np.arange(n) % 2
+        arrays = {m: (rng.normal(size=(n, 3)) + (i + 1) * y[:, None]).astype(np.float32) for i, m in enumerate(names)}
+        arrays["labels"] = y if task == "classification" else (5.0 + y + 0.1 * rng.random(n)).astype(np.float32)
+        return arrays
+
+    root = write_folders(tmp_path / "raw", {"train": 24, "val": 8, "test": 8}, draw)
+    params = toy_params(
+        datasets={
+            "k": {
+                "source": "arrays",
+                "raw_dir": str(root),
+                "preprocess": {"modalities": names, "task": task},
+                "encoders": {m: {"name": "tabular_mlp", "hidden": [8]} for m in names},
+            }
+        },
+        tau1=1,
+        tau2=1,
+        tau3=1,
+        **({"tau4": 1} if k == 4 else {}),
+    )
+    h5 = tmp_path / "k.h5"
+    preprocess_stage.run(params, "k", h5, tmp_path / "k.json")
+    assert read_meta(h5).modalities == tuple(names) and read_meta(h5).task == task
+    train_teachers.run(params, "k", 0, h5, tmp_path / "teachers", tmp_path / "resume")
+    score.run(params, h5, tmp_path / "teachers", tmp_path / "scores.h5", tmp_path / "tm.json", tmp_path / "c.png")
+    run = params.for_dataset("k")
+    out = tmp_path / "g2d"
+    train_student.run(
+        run, "k", "g2d", 0, h5, tmp_path / "scores.h5", tmp_path / "teachers", out / "s.pt", out / "log.json",
+        out / "resume",
+    )  # fmt: skip
+    log = json.loads((out / "log.json").read_text())
+    assert [r["smp_phase"] for r in log] == list(range(1, k + 1))
+    result = evaluate.run(run, h5, tmp_path / "scores.h5", out / "s.pt", out / "metrics.json")
+    assert set(result["test"]) == {"fused", *names}
+    if task == "regression":
+        assert set(result["test"]["fused"]) >= {"mape", "r2"} and np.isfinite(result["test"]["fused"]["mape"])
+    else:
+        assert 0.0 <= result["test"]["fused"]["accuracy"] <= 1.0
+
+
+def test_only_the_explicit_converter_ever_unpickles():
+    """No module of the pipeline imports pickle or loads arrays with allow_pickle=True: the one place
+    that unpickles is `g2d convert-pickle`, run by hand (torch checkpoints load weights-only)."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "g2d"
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if any(name.split(".")[0] in ("pickle", "dill", "cloudpickle", "joblib") for name in imported):
+                uses = {
+                    n.attr
+                    for n in ast.walk(tree)
+                    if isinstance(n, ast.Attribute) and getattr(n.value, "id", "") == "pickle"
+                }
+                if uses != {"UnpicklingError"}:  # naming the error a weights-only torch.load raises is fine
+                    offenders.append(f"{path.relative_to(src)}: imports {imported}")
+            if isinstance(node, ast.keyword) and node.arg == "allow_pickle" and getattr(node.value, "value", False):
+                offenders.append(f"{path.relative_to(src)}: allow_pickle=True")
+            if isinstance(node, ast.keyword) and node.arg == "weights_only" and not getattr(node.value, "value", True):
+                offenders.append(f"{path.relative_to(src)}: weights_only=False")
+    assert offenders == ["datasets/convert_pickle.py: imports ['pickle']"]
