@@ -28,6 +28,7 @@ def check_outputs(proj: Path) -> None:
     table = report.split("### Table 3 layout", 1)[1].split("\n\n")[1].splitlines()
     assert table[0].split(" | ")[1:] == ["T^image (image only)", "T^tabular (tabular only)", *METHODS[:-1], "misme |"]
     assert [line.split(" | ")[0] for line in table[2:]] == ["| MAPE (%)", "| R²", "| RMSE", "| MAE"]
+    assert "Undefined for joint, g2d, misme: feature widths differ" in report  # no shared space: no Figure 4
     summary = json.loads((proj / "reports/summary.json").read_text())["misme"]
     assert summary["metrics"] == ["mape", "r2", "rmse", "mae"] and set(summary["methods"]) == set(METHODS)
 

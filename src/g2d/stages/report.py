@@ -240,7 +240,8 @@ def gap_section(params: Params, root: Path, dataset: str, summary: dict[str, Any
         "| method | modality gap |",
         "|---|---|",
     ]
-    images = []
+    images: list[str] = []
+    reasons: dict[str, list[str]] = {}
     for method, e in summary["methods"].items():
         lines.append(f"| {method} | {_fmt(e['modality_gap'], 1)} |")
         gap = _read(root / pipeline.fill(pipeline.GAP, dataset=dataset, seed=seed, method=method))
@@ -248,7 +249,10 @@ def gap_section(params: Params, root: Path, dataset: str, summary: dict[str, Any
             png = f"{dataset}_{method}_modality_gap.png"
             plot_modality_gap(gap, figures / png, f"{dataset} / {method} (seed {seed})")
             images.append(f"![{method} modality gap](figures/{png})")
-    return [*lines, "", *([" ".join(images), ""] if images else [])]
+        if gap.get("undefined"):
+            reasons.setdefault(gap["undefined"], []).append(method)
+    notes = [f"Undefined for {', '.join(methods)}: {reason}." for reason, methods in reasons.items()]
+    return [*lines, "", *([" ".join(notes), ""] if notes else []), *([" ".join(images), ""] if images else [])]
 
 
 def coefficient(record: dict[str, Any], output: str) -> float:
