@@ -26,7 +26,7 @@ def check_outputs(proj: Path) -> None:
     assert json.loads((proj / "data/processed/misme.report.json").read_text())["skipped"] == []
     report = (proj / "reports/report.md").read_text()
     table = report.split("### Table 3 layout", 1)[1].split("\n\n")[1].splitlines()
-    assert table[0].split(" | ")[1:] == ["T^image (image only)", "T^tabular (tabular only)", *METHODS[:-1], "misme |"]
+    assert table[0].split(" | ")[1:] == ["T^tabular (tabular only)", "T^image (image only)", *METHODS[:-1], "misme |"]
     assert [line.split(" | ")[0] for line in table[2:]] == ["| MAPE (%)", "| R²", "| RMSE", "| MAE"]
     assert "Undefined for joint, g2d, misme: feature widths differ" in report  # no shared space: no Figure 4
     summary = json.loads((proj / "reports/summary.json").read_text())["misme"]
