@@ -44,12 +44,15 @@ def write_folders(root: Path, sizes: dict[str, int], draw=None) -> Path:
     return root
 
 
-def params_for(root: Path, **preprocess):
+def own_dataset(root: Path, student: dict | None = None, **preprocess) -> dict:
+    """The params of dataset `own`: the three modalities above read by the arrays source from `root`."""
     spec = {"modalities": list(MODS), "image_modalities": ["image"], **preprocess}
-    return toy_params(
-        datasets={"own": {"source": "arrays", "raw_dir": str(root), "preprocess": spec, "encoders": ENCODERS}},
-        tau3=1,
-    )
+    extra = {"student": student} if student is not None else {}
+    return {"source": "arrays", "raw_dir": str(root), "preprocess": spec, "encoders": ENCODERS, **extra}
+
+
+def params_for(root: Path, **preprocess):
+    return toy_params(datasets={"own": own_dataset(root, **preprocess)}, tau3=1)
 
 
 def test_folders_of_npy_without_val_hold_out_a_stratified_validation(tmp_path):
@@ -322,18 +325,7 @@ def test_modalities_name_a_subset_of_two_or_more_of_the_dataset(tmp_path):
         (["image", "image"], r"names must be distinct"),
     ):
         with pytest.raises(ConfigError, match=r"datasets.own.student.modalities: " + message):
-            toy_params(
-                datasets={
-                    "own": {
-                        "source": "arrays",
-                        "raw_dir": str(tmp_path),
-                        "preprocess": {"modalities": list(MODS)},
-                        "encoders": ENCODERS,
-                        "student": {"modalities": value},
-                    }
-                },
-                tau3=1,
-            )
+            toy_params(datasets={"own": own_dataset(tmp_path, student={"modalities": value})}, tau3=1)
     with pytest.raises(
         ConfigError, match=r"modalities: 'image' \(str\) is not allowed; expected one of 'all' or a list"
     ):
@@ -344,12 +336,7 @@ def test_a_subsets_ablation_runs_every_combination_of_each_datasets_modalities(t
     ablation = {"table2": {"over": "modalities", "values": "subsets", "methods": ["joint", "g2d"]}}
     p = toy_params(
         datasets={
-            "own": {
-                "source": "arrays",
-                "raw_dir": str(tmp_path),
-                "preprocess": {"modalities": list(MODS)},
-                "encoders": ENCODERS,
-            },
+            "own": own_dataset(tmp_path),
             "toy": {"source": "cremad", "raw_dir": "unused", "encoders": {"audio": "small_cnn", "video": "small_cnn"}},
         },
         tau3=1,

@@ -177,9 +177,10 @@ def collect(params: Params, root: Path, dataset: str) -> dict[str, Any]:
                 str(phase): {m: mean_std([p[phase][m] for p in shares]) for m in modalities} for phase in shares[0]
             }
     variant_eval = pipeline.in_variant(pipeline.EVAL)
+    dataset_params = params.for_dataset(dataset)  # what the ablations' variants (values: subsets) are expanded on
     for name, ablation in params.ablations.items():
         variants: dict[str, Any] = {}
-        for variant, overrides in params.for_dataset(dataset).variants(name).items():
+        for variant, overrides in dataset_params.variants(name).items():
             values = ", ".join(" + ".join(map(str, v)) if isinstance(v, list) else str(v) for v in overrides.values())
             label = values if len(overrides) == 1 else f"({values})"
             per_method = {}

@@ -53,7 +53,7 @@ def projection(features: Mapping[str, np.ndarray], per_modality: int = 300, seed
     picked = {}
     for m, f in features.items():
         rows = np.sort(rng.permutation(len(f))[: min(per_modality, len(f))])
-        picked[m] = normalised(f)[rows]
+        picked[m] = normalised(f[rows])  # rows scale independently: only the drawn rows need it
     pooled = np.concatenate(list(picked.values()))
     mean = pooled.mean(axis=0)
     _, singular, vt = np.linalg.svd(pooled - mean, full_matrices=False)
